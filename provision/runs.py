@@ -1,0 +1,236 @@
+"""Run operations against Temporal, shared by the CLI and (injected into) the Slack bot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.models import (
+    ApplyDecision,
+    ApprovalChannel,
+    DecisionOutcome,
+    DeprovisionRequest,
+    ProvisionRequest,
+    ProvisionResult,
+    RunState,
+    RunStatus,
+    workflow_id_for,
+)
+from workflows.search_attributes import ALL_KEYS, PROVISION_STATUS, SCENARIO, TF_DIRECTORY
+
+PROVISION_WORKFLOW = "ProvisionInfraWorkflow"
+DEPROVISION_WORKFLOW = "DeprovisionInfraWorkflow"
+
+
+class RunError(Exception):
+    """An operation on a run was refused; the message is one plain line."""
+
+
+class WorkspaceBusy(RunError):
+    def __init__(self, workspace: str, workflow_id: str, run_id: str, workflow_type: str):
+        super().__init__(
+            f"workspace {workspace} is busy: {workflow_type} run {run_id} of workflow "
+            f"{workflow_id} holds it; wait for it to finish or check `provision status "
+            f"{workflow_id}`"
+        )
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+
+class RunNotFound(RunError):
+    pass
+
+
+@dataclass
+class RunSummary:
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: str
+    scenario: str | None
+    tf_directory: str | None
+    execution_status: str
+    start_time: str | None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def resolve_workflow_id(target: str) -> str:
+    """Accept a workflow id or a workspace name."""
+    return target if target.startswith("provision-") else workflow_id_for(target)
+
+
+class RunService:
+    def __init__(self, client: Client, task_queue: str, ui_url: str | None = None):
+        self.client = client
+        self.task_queue = task_queue
+        self.ui_url = (ui_url or "").rstrip("/") or None
+
+    def run_url(self, workflow_id: str, run_id: str | None = None) -> str | None:
+        if not self.ui_url:
+            return None
+        base = f"{self.ui_url}/namespaces/{self.client.namespace}/workflows/{workflow_id}"
+        return f"{base}/{run_id}/history" if run_id else base
+
+    async def missing_search_attributes(self) -> list[str]:
+        """Names of our search attributes the server does not know (empty if unknowable)."""
+        from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+        try:
+            resp = await self.client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=self.client.namespace)
+            )
+        except RPCError:
+            return []
+        known = set(resp.custom_attributes) | set(resp.system_attributes)
+        return [key.name for key in ALL_KEYS if key.name not in known]
+
+    async def start(
+        self, request: ProvisionRequest | DeprovisionRequest
+    ) -> WorkflowHandle[object, ProvisionResult]:
+        workflow_id = workflow_id_for(request.workspace)
+        is_destroy = isinstance(request, DeprovisionRequest)
+        workflow_type = DEPROVISION_WORKFLOW if is_destroy else PROVISION_WORKFLOW
+        attrs = [
+            SearchAttributePair(SCENARIO, request.scenario),
+            SearchAttributePair(PROVISION_STATUS, "pending"),
+        ]
+        if request.tf_directory:
+            attrs.append(SearchAttributePair(TF_DIRECTORY, request.tf_directory))
+        missing = await self.missing_search_attributes()
+        if missing:
+            raise RunError(
+                "the Temporal namespace lacks the search attributes "
+                f"{', '.join(missing)}; create them (see README: search attributes)"
+            )
+        try:
+            return await self.client.start_workflow(
+                workflow_type,
+                request,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                result_type=ProvisionResult,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=TypedSearchAttributes(attrs),
+            )
+        except WorkflowAlreadyStartedError:
+            holder = self.client.get_workflow_handle(workflow_id)
+            desc = await holder.describe()
+            raise WorkspaceBusy(
+                request.workspace, workflow_id, desc.run_id, desc.workflow_type
+            ) from None
+
+    def handle(self, target: str) -> WorkflowHandle:
+        return self.client.get_workflow_handle(resolve_workflow_id(target))
+
+    async def status(self, target: str) -> RunStatus:
+        handle = self.handle(target)
+        try:
+            return await handle.query("get_state", result_type=RunStatus)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise RunNotFound(f"no run found for {target}") from None
+            raise RunError(f"cannot read the state of {target}: {exc.message}") from None
+
+    async def decide(self, target: str, decision: ApplyDecision) -> DecisionOutcome | None:
+        """Approve or deny; by update (validated) unless the run asks for signals."""
+        status = await self.status(target)
+        handle = self.client.get_workflow_handle(status.workflow_id)
+        if status.approval_channel == ApprovalChannel.SIGNAL:
+            await handle.signal("signal_apply_decision", decision)
+            return None
+        try:
+            return await handle.execute_update(
+                "update_apply_decision", decision, result_type=DecisionOutcome
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            raise RunError(f"decision refused: {message}") from None
+        except RPCError as exc:
+            raise RunError(f"decision refused: {exc.message}") from None
+
+    async def replan(self, target: str) -> RunStatus:
+        status = await self.status(target)
+        if status.state.is_final:
+            raise RunError(f"{status.workflow_id} is {status.state.value}: nothing to replan")
+        await self.client.get_workflow_handle(status.workflow_id).signal("request_continue_as_new")
+        return status
+
+    async def list_runs(self, state: str | None = None, limit: int = 50) -> list[RunSummary]:
+        query = f"WorkflowType IN ('{PROVISION_WORKFLOW}', '{DEPROVISION_WORKFLOW}')"
+        if state:
+            valid = {s.value for s in RunState}
+            if state not in valid:
+                raise RunError(f"unknown status {state!r}; one of: {', '.join(sorted(valid))}")
+            query += f" AND provisionStatus = '{state}'"
+        runs: list[RunSummary] = []
+        async for wf in self.client.list_workflows(query, limit=limit):
+            attrs = wf.typed_search_attributes
+            runs.append(
+                RunSummary(
+                    workflow_id=wf.id,
+                    run_id=wf.run_id,
+                    workflow_type=wf.workflow_type,
+                    status=attrs.get(PROVISION_STATUS) or "",
+                    scenario=attrs.get(SCENARIO),
+                    tf_directory=attrs.get(TF_DIRECTORY),
+                    execution_status=wf.status.name.lower() if wf.status else "unknown",
+                    start_time=wf.start_time.isoformat() if wf.start_time else None,
+                )
+            )
+        return runs
+
+    async def wait(
+        self,
+        handle: WorkflowHandle,
+        on_status: Callable[[RunStatus], None] | None = None,
+        poll_seconds: float = 0.5,
+    ) -> RunStatus:
+        """Wait for the run (following replans) to end; report each state change."""
+        result_task = asyncio.ensure_future(handle.result(follow_runs=True))
+        last: RunState | None = None
+        while not result_task.done():
+            try:
+                status = await self.client.get_workflow_handle(handle.id).query(
+                    "get_state", result_type=RunStatus
+                )
+            except RPCError:
+                status = None
+            if status and status.state != last and on_status:
+                last = status.state
+                on_status(status)
+            await asyncio.wait({result_task}, timeout=poll_seconds)
+        try:
+            result_task.result()
+        except WorkflowFailureError:
+            pass
+        final = await self.client.get_workflow_handle(handle.id).query(
+            "get_state", result_type=RunStatus
+        )
+        if on_status and final.state != last:
+            on_status(final)
+        return final
+
+    async def execution_status(self, target: str) -> WorkflowExecutionStatus | None:
+        desc = await self.handle(target).describe()
+        return desc.status

