@@ -73,6 +73,15 @@ class RunSummary:
         return dict(self.__dict__)
 
 
+def already_decided(status: RunStatus) -> str:
+    """Why a decision is not awaited, naming who decided when someone did."""
+    if status.decisions:
+        last = status.decisions[-1]
+        verdict = "approved" if last.is_approved else "denied"
+        return f"already decided: {verdict} by {last.actor.display}"
+    return f"no decision is awaited (the run is {status.state.value})"
+
+
 def resolve_workflow_id(target: str) -> str:
     """Accept a workflow id or a workspace name."""
     return target if target.startswith("provision-") else workflow_id_for(target)
@@ -154,6 +163,8 @@ class RunService:
     async def decide(self, target: str, decision: ApplyDecision) -> DecisionOutcome | None:
         """Approve or deny; by update (validated) unless the run asks for signals."""
         status = await self.status(target)
+        if status.state != RunState.AWAITING_APPROVAL:
+            raise RunError(f"decision refused: {already_decided(status)}")
         handle = self.client.get_workflow_handle(status.workflow_id)
         if status.approval_channel == ApprovalChannel.SIGNAL:
             await handle.signal("signal_apply_decision", decision)
