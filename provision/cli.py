@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -287,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from activities.policy import PolicyError, PolicySyntaxError
     from provision.client import TemporalUnreachable
     from provision.runs import RunError
 
@@ -308,9 +310,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunError as exc:
         _err(str(exc))
         return EXIT_FAILED
+    except (PolicySyntaxError, PolicyError) as exc:
+        _err(f"policy: {exc}")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
 
+def entrypoint() -> None:
+    """Console-script entry: exit without interpreter teardown.
+
+    The Temporal SDK's native runtime keeps threads alive; letting the interpreter finalise
+    around them can abort the process after the work is done, so flush and leave directly.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entrypoint()

@@ -95,7 +95,7 @@ def build_bot(slack: LocalSlack) -> BoltBot:
     bot = BoltBot(app, AsyncSocketModeHandler(app, slack.app_token))
 
     @app.command("/provision")
-    async def on_command(ack, body, client):  # noqa: ANN001 - Bolt injects by name
+    async def on_command(ack, body, client):
         await ack(text=f"Planning {body['text']}...")
         bot.commands.append(body)
         await client.chat_postMessage(
@@ -108,7 +108,7 @@ def build_bot(slack: LocalSlack) -> BoltBot:
         )
 
     @app.action("approve")
-    async def on_approve(ack, body, client):  # noqa: ANN001
+    async def on_approve(ack, body, client):
         await ack()
         bot.actions.append(body)
         metadata = {"channel": body["channel"]["id"], "ts": body["message"]["ts"]}
@@ -125,7 +125,7 @@ def build_bot(slack: LocalSlack) -> BoltBot:
         )
 
     @app.view("approve_modal")
-    async def on_submit(ack, view, client):  # noqa: ANN001
+    async def on_submit(ack, view, client):
         bot.submissions.append(view)
         reason = view["state"]["values"]["reason"]["reason_input"]["value"]
         if not (reason or "").strip():
@@ -139,6 +139,10 @@ def build_bot(slack: LocalSlack) -> BoltBot:
             text=f"Approved: {reason}",
             blocks=[section(f"Approved: {reason}")],
         )
+
+    @app.event("app_mention")
+    async def on_mention(event, say):
+        await say(text="status: idle", thread_ts=event["ts"])
 
     return bot
 
@@ -251,6 +255,20 @@ async def test_command_button_modal_flow_end_to_end(slack: LocalSlack, bot: Bolt
     assert "edited" in updated
     assert [c.status for c in slack.calls_to("chat.update")] == [429, 500, 200]
     slack.assert_no_validation_failures()
+
+
+async def test_mention_reaches_the_app_as_an_events_api_envelope(
+    slack: LocalSlack, bot: BoltBot
+) -> None:
+    said = await slack.post_message(ALICE, INFRA, "<@U0BOT> status?")
+    thread = await slack.wait_for(
+        lambda s: len(s.thread(INFRA, said["ts"])) == 2 and s.thread(INFRA, said["ts"]),
+        timeout=10,
+    )
+    assert thread[1]["text"] == "status: idle" and thread[1]["bot_id"]
+    [envelope] = [e for e in slack.envelopes if e.type == "events_api"]
+    assert envelope.payload["event"]["type"] == "app_mention"
+    await slack.wait_for(lambda s: envelope.acked_at is not None, timeout=5)
 
 
 async def test_clicking_a_button_that_is_gone_is_an_error(
@@ -444,8 +462,9 @@ async def test_files_upload_v2_lands_in_the_thread(slack: LocalSlack, web: Async
     ) as response:
         assert await response.read() == b"+ null_resource.x"
 
-    legacy = await web.files_upload(channels=INFRA, content="v1 body", filename="old.txt",
-                                    thread_ts=parent["ts"])
+    with pytest.warns(UserWarning, match="files_upload_v2"):
+        legacy = await web.files_upload(channels=INFRA, content="v1 body", filename="old.txt",
+                                        thread_ts=parent["ts"])
     assert slack.file_content(legacy["file"]["id"]) == b"v1 body"
     assert len(slack.thread(INFRA, parent["ts"])) == 3
 
