@@ -19,6 +19,7 @@ from codec.keys import KeyRing
 from tests.histories.record import RECORDING_KEY_SPEC
 from workflows.provision import DeprovisionInfraWorkflow, ProvisionInfraWorkflow
 
+
 def payload_bytes(node: object) -> list[bytes]:
     """Every payload's data and metadata, base64-decoded, from a history in JSON form."""
     found: list[bytes] = []

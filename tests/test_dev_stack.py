@@ -1,0 +1,120 @@
+"""`provision dev`: the whole local stack from nothing, used through the CLI, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VENV_BIN, Stack, temporal_cli_path
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+async def read_until(proc: asyncio.subprocess.Process, needle: str, timeout: float) -> str:
+    """Collect the process's output until a line contains `needle` (or fail at the deadline)."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+
+    async def scan() -> str:
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                raise AssertionError("provision dev exited early:\n" + "".join(seen))
+            seen.append(line.decode(errors="replace"))
+            if needle in seen[-1]:
+                return "".join(seen)
+
+    try:
+        return await asyncio.wait_for(scan(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no {needle!r} within {timeout}s:\n" + "".join(seen)) from None
+
+
+async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
+    grpc_port, ui_port = free_port(), free_port()
+    address = f"127.0.0.1:{grpc_port}"
+    data_dir = tmp_path / "data"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PROVISION_"))},
+        "TEMPORAL_ADDRESS": address,
+        "PROVISION_DATA_DIR": str(data_dir),
+        "PROVISION_DEV_UI_PORT": str(ui_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+    dev = await asyncio.create_subprocess_exec(
+        str(VENV_BIN / "provision"), "dev", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        banner = await read_until(dev, "Ready.", timeout=90)
+        assert f"http://localhost:{ui_port}" in banner
+        assert address in banner
+        assert port_open(ui_port), "the Temporal UI is not listening"
+        assert (data_dir / "temporal.db").exists()
+        assert (data_dir / "terraform" / "cli.tfrc").exists()
+
+        stack = Stack(address, data_dir, "provision-infra")
+        run = await stack.run("run", "happy-path", "--prefix", "dev", "--wait", "--json")
+        assert run.returncode == 0, run
+        assert run.json()["status"] == "applied"
+        assert await stack.namespace_exists("dev-happy-path")
+        # Search attributes were registered by `provision dev`: visibility queries work.
+        listed = await stack.run("list", "--status", "applied", "--json")
+        assert [r["scenario"] for r in listed.json()] == ["happy-path"]
+    finally:
+        if dev.returncode is None:
+            dev.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(dev.wait(), 60)
+    assert code == 0
+    assert not port_open(grpc_port), "the dev server outlived `provision dev`"
+    assert not port_open(ui_port)
+
+
+async def test_dev_uses_a_server_that_already_answers(
+    temporal_address: str, tmp_path: Path
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PROVISION_"))},
+        "TEMPORAL_ADDRESS": temporal_address,
+        "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4()}",
+        "PROVISION_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    dev = await asyncio.create_subprocess_exec(
+        str(VENV_BIN / "provision"), "dev", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        banner = await read_until(dev, "Ready.", timeout=60)
+        assert "using the server already answering" in banner
+        assert not (tmp_path / "data" / "temporal.db").exists()
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(dev.wait(), 60) == 0
+    # The shared server is still there: `provision dev` stops only what it started.
+    proc = await asyncio.create_subprocess_exec(
+        temporal_cli_path(), "operator", "namespace", "describe", "--namespace", "default",
+        "--address", temporal_address,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert await proc.wait() == 0
