@@ -408,3 +408,15 @@ async def test_deprovision_asks_where_policy_requires(client: Client) -> None:
     assert result.state == RunState.DESTROYED
     assert fake.plans[0].destroy is True
     assert fake.plans[0].tf_directory is None
+
+
+async def test_pace_slows_each_step_with_durable_timers(client: Client) -> None:
+    fake = FakeTerraform()
+    async with running(client, fake) as tq:
+        handle = await start(client, tq, request(scenario="happy-path", pace_seconds=0.2))
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result.state == RunState.APPLIED
+    timers = [e for e in history.events if e.HasField("timer_started_event_attributes")]
+    # plan, policy and apply each wait out the pace first.
+    assert len(timers) == 3
