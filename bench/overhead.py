@@ -124,7 +124,9 @@ class Probe:
         runner.prepare = self.wrap_sync("prepare", runner.prepare)  # type: ignore[method-assign]
         acts.policy.evaluate = self.wrap_sync("policy", acts.policy.evaluate)  # type: ignore[attr-defined]
         for name in ("sha256_file", "redact_plan_document", "render_plan_text"):
-            setattr(provisioning_module, name, self.wrap_sync(name, getattr(provisioning_module, name)))
+            setattr(
+                provisioning_module, name, self.wrap_sync(name, getattr(provisioning_module, name))
+            )
 
 
 # The raw side. ----------------------------------------------------------------------------------
@@ -186,7 +188,9 @@ def _ts(event) -> float:
 def history_breakdown(events: list, t0_wall: float, t_result_wall: float) -> dict[str, float]:
     """Phases of one run from its history's event timestamps (same host, so clocks agree)."""
     by_id = {e.event_id: e for e in events}
-    started = next(e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
+    started = next(
+        e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    )
     closed = next(
         e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     )
@@ -230,7 +234,9 @@ def history_breakdown(events: list, t0_wall: float, t_result_wall: float) -> dic
 
 def stack_request(workspace: str, suffix: str, address: str) -> ProvisionRequest:
     base = build_request(
-        RunOptions(scenario=SCENARIO_NAME, prefix=PREFIX, workspace=workspace, temporal_address=address)
+        RunOptions(
+            scenario=SCENARIO_NAME, prefix=PREFIX, workspace=workspace, temporal_address=address
+        )
     )
     assert isinstance(base, ProvisionRequest)
     variables = {**base.variables, "name_suffix": suffix}
@@ -282,11 +288,20 @@ async def temporal_server(address: str | None) -> AsyncIterator[tuple[str, str]]
     if address:
         yield address, f"existing server at {address}"
         return
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        search_attributes=ALL_KEYS,
-        dev_server_log_level="error",
-    )
+    # The dev server inherits stdout and prints a banner: point it at stderr, so that stdout
+    # carries only the report (one JSON object with --json).
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_cli(),
+            search_attributes=ALL_KEYS,
+            dev_server_log_level="error",
+        )
+    finally:
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
     try:
         target = env.client.service_client.config.target_host
         yield target, f"dev server started by this script at {target}"
@@ -423,9 +438,7 @@ def summarize(
     tf_stack_total = [sum(p.get(f"tf_{c}", 0.0) for c in TF_COMMANDS) for p in stack_probes]
     phases = {k: median([p[k] for p in stack_phases]) for k in stack_phases[0]}
     in_activities = [p["plan_activity"] + p["apply_activity"] for p in stack_phases]
-    activity_python = [
-        a - t for a, t in zip(in_activities, tf_stack_total, strict=True)
-    ]
+    activity_python = [a - t for a, t in zip(in_activities, tf_stack_total, strict=True)]
     orchestration = [s - a for s, a in zip(stack_times, in_activities, strict=True)]
     py = {k: median([p.get(k, 0.0) for p in stack_probes]) for k in PY_PROBES}
     return {
@@ -514,9 +527,7 @@ def render(report: dict) -> str:
         f"  {'in activities':<48} {b['in_activities'] * ms:>7.1f}",
         f"    {'terraform subprocesses':<46} {b['activity_terraform'] * ms:>7.1f}",
         f"    {'python in activities':<46} {b['activity_python'] * ms:>7.1f}",
-        "      ("
-        + ", ".join(f"{k} {v * ms:.1f}" for k, v in py.items() if k != "policy")
-        + ")",
+        "      (" + ", ".join(f"{k} {v * ms:.1f}" for k, v in py.items() if k != "policy") + ")",
         f"  {'outside activities (orchestration)':<48} {b['outside_activities'] * ms:>7.1f}",
         f"    {'policy evaluation (local activity)':<46} {py['policy'] * ms:>7.1f}",
         f"    {'workflow tasks: count / schedule->completed':<46} "
