@@ -21,12 +21,13 @@ from workflows.scenarios import RequestError, RunOptions, build_destroy_request,
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
-SERVER_COMMANDS = ("dev", "worker", "codec-server", "fault")
+SERVER_COMMANDS = ("dev", "worker", "codec-server", "fault", "bot")
 
 SERVER_HELP = """
 Servers and local tools:
   dev                        the whole local stack: Temporal dev server, worker (Ctrl-C stops all)
   worker                     a worker alone, against TEMPORAL_ADDRESS (stops cleanly on SIGTERM)
+  bot                        the Slack bot (socket mode; needs SLACK_BOT_TOKEN, SLACK_APP_TOKEN)
   codec-server [--port P]    the payload codec server for the Temporal UI and CLI
   fault clear|set|status <switch>
                              demo fault switches (recoverable-failure)
@@ -257,6 +258,10 @@ def _server_main(argv: Sequence[str]) -> int:
         from provision.dev import run_worker_main
 
         return asyncio.run(run_worker_main(settings))
+    if argv[0] == "bot":
+        from provision.bot_main import run_bot_main
+
+        return asyncio.run(run_bot_main(settings))
     if argv[0] == "dev":
         from provision.dev import run_dev
 

@@ -132,6 +132,50 @@ class Settings(BaseSettings):
     codec_key_file: Path | None = Field(None, validation_alias=_env("PROVISION_CODEC_KEY_FILE"))
     compress_payloads: bool = Field(False, validation_alias=_env("PROVISION_COMPRESS_PAYLOADS"))
 
+    codec_auth_token: SecretStr | None = Field(
+        None, validation_alias=_env("PROVISION_CODEC_AUTH_TOKEN")
+    )
+    codec_cors_origins: CsvList = Field(
+        default_factory=list, validation_alias=_env("PROVISION_CODEC_CORS_ORIGINS")
+    )
+    codec_namespaces: CsvList = Field(
+        default_factory=list, validation_alias=_env("PROVISION_CODEC_NAMESPACES")
+    )
+    codec_port: int = Field(8081, ge=0, le=65535, validation_alias=_env("PROVISION_CODEC_PORT"))
+
+    # Slack.
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    slack_approvers: CsvList = Field(
+        default_factory=list, validation_alias=_env("PROVISION_SLACK_APPROVERS")
+    )
+    allow_self_approval: bool = Field(
+        False, validation_alias=_env("PROVISION_ALLOW_SELF_APPROVAL")
+    )
+    bot_health_address: str = Field(
+        "127.0.0.1:8090", validation_alias=_env("PROVISION_BOT_HEALTH_ADDRESS")
+    )
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/.*)?$", v):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("slack_approvers")
+    @classmethod
+    def _approvers(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.match(r"^[USW][A-Z0-9]{2,}$", item):
+                raise ValueError(f"{item!r} is not a Slack user (U…/W…) or user group (S…) id")
+        return v
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_app_token)
+
     @field_validator("temporal_address")
     @classmethod
     def _address(cls, v: str) -> str:
