@@ -135,27 +135,21 @@ class Faults(BaseModel):
 TfValue = str | int | float | bool
 
 
-class ProvisionRequest(BaseModel):
-    """Input of ProvisionInfraWorkflow; kept across continue-as-new (replan)."""
+class _RunRequest(BaseModel):
+    """What every run of a workspace carries, whichever workflow type runs it."""
 
-    scenario: str
     workspace: str
-    tf_directory: str
-    variables: dict[str, TfValue] = Field(default_factory=dict)
     env_passthrough: list[str] = Field(default_factory=list)
     approval_channel: ApprovalChannel = ApprovalChannel.UPDATE
     required_approvals: int = Field(default=1, ge=1, le=10)
     allow_self_approval: bool = False
     approval_timeout_seconds: int = Field(default=24 * 3600, ge=1)
-    ttl_seconds: int | None = Field(default=None, ge=1)
     pace_seconds: float = Field(default=0.0, ge=0, le=600)
     requester: Actor = OPERATOR
-    faults: Faults = Field(default_factory=Faults)
     slack: SlackMessageRef | None = None
     ui_url: str | None = None
     # Set by the workflow itself when it continues as new after a replan.
     replan_count: int = 0
-    replan_reason: str | None = None
 
     @field_validator("workspace")
     @classmethod
@@ -173,30 +167,23 @@ class ProvisionRequest(BaseModel):
         return v
 
 
-class DeprovisionRequest(BaseModel):
+class ProvisionRequest(_RunRequest):
+    """Input of ProvisionInfraWorkflow; kept across continue-as-new (replan)."""
+
+    scenario: str
+    tf_directory: str
+    variables: dict[str, TfValue] = Field(default_factory=dict)
+    ttl_seconds: int | None = Field(default=None, ge=1)
+    faults: Faults = Field(default_factory=Faults)
+    replan_reason: str | None = None
+
+
+class DeprovisionRequest(_RunRequest):
     """Input of DeprovisionInfraWorkflow. Without tf_directory the workspace's record is used."""
 
-    workspace: str
     scenario: str = "destroy"
     tf_directory: str | None = None
     variables: dict[str, TfValue] | None = None
-    env_passthrough: list[str] = Field(default_factory=list)
-    approval_channel: ApprovalChannel = ApprovalChannel.UPDATE
-    required_approvals: int = Field(default=1, ge=1, le=10)
-    allow_self_approval: bool = False
-    approval_timeout_seconds: int = Field(default=24 * 3600, ge=1)
-    pace_seconds: float = Field(default=0.0, ge=0, le=600)
-    requester: Actor = OPERATOR
-    slack: SlackMessageRef | None = None
-    ui_url: str | None = None
-    replan_count: int = 0
-
-    @field_validator("workspace")
-    @classmethod
-    def _workspace(cls, v: str) -> str:
-        if not WORKSPACE_PATTERN.match(v):
-            raise ValueError(f"workspace {v!r} must match {WORKSPACE_PATTERN.pattern}")
-        return v
 
 
 class ApplyDecision(BaseModel):
