@@ -243,7 +243,7 @@ class TerraformRunner:
         return CommandResult(list(args), returncode, "".join(chunks))
 
     async def _stop(self, proc: asyncio.subprocess.Process) -> None:
-        if True:
+        if proc.returncode is not None:
             return
         log.warning("stopping terraform (pid %s): SIGINT", proc.pid)
         try:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -146,8 +147,14 @@ async def app_error(coro, error_type: str) -> ApplicationError:
 async def describe_namespace(address: str, name: str):
     return await run_process(
         [
-            temporal_cli_path(), "operator", "namespace", "describe",
-            "--namespace", name, "--address", address,
+            temporal_cli_path(),
+            "operator",
+            "namespace",
+            "describe",
+            "--namespace",
+            name,
+            "--address",
+            address,
         ],
         env=dict(os.environ),
         timeout=30,
@@ -363,9 +370,7 @@ async def test_cancelled_apply_stops_terraform_and_its_children(
     try:
         await asyncio.wait_for(beat.wait(), 30)
         # The runner starts terraform (its direct child) as the leader of a new process group.
-        (terraform,) = [
-            p for p in processes() if p.ppid == os.getpid() and p.name == "terraform"
-        ]
+        (terraform,) = [p for p in processes() if p.ppid == os.getpid() and p.name == "terraform"]
         assert terraform.pgid == terraform.pid
 
         async def provisioner_running() -> bool:
@@ -385,7 +390,11 @@ async def test_cancelled_apply_stops_terraform_and_its_children(
     async def group_gone() -> bool:
         return not live_group(terraform.pid)
 
-    await wait_until(group_gone, timeout=5, what=f"process group {terraform.pid} to exit")
+    try:
+        await wait_until(group_gone, timeout=5, what=f"process group {terraform.pid} to exit")
+    finally:
+        if live_group(terraform.pid):  # only when failing: leave no stray process behind
+            os.killpg(terraform.pid, signal.SIGKILL)
     assert "apply" in runner.commands
 
 
@@ -567,9 +576,7 @@ async def test_init_is_skipped_until_the_configuration_changes(
     assert '    triggers.value = "two"' in again.plan_text.splitlines()
 
     config = tf_root / "quick" / "main.tf"
-    config.write_text(
-        config.read_text() + '\noutput "extra" {\n  value = "added"\n}\n'
-    )
+    config.write_text(config.read_text() + '\noutput "extra" {\n  value = "added"\n}\n')
     runner.commands.clear()
     changed = await plan(acts, variables={"value": "two"}, **fields)
     assert runner.commands == ["init", "plan", "show"]
