@@ -1,11 +1,1 @@
-output "namespace_id" {
-  value = temporalcloud_namespace.namespace.id
-}
-
-output "namespace_name" {
-  value = temporalcloud_namespace.namespace.name
-}
-
-output "namespace_endpoints" {
-  value = temporalcloud_namespace.namespace.endpoints
-}
+../tcloud_namespace/outputs.tf
