@@ -81,7 +81,7 @@ def _status_dict(status: RunStatus) -> dict:
     return data
 
 
-def _print_status(status: RunStatus, as_json: bool) -> None:
+def _print_status(status: RunStatus, as_json: bool, url: str | None = None) -> None:
     if as_json:
         print(json.dumps(_status_dict(status), indent=2))
         return
@@ -105,8 +105,8 @@ def _print_status(status: RunStatus, as_json: bool) -> None:
         )
     for name, value in status.outputs.items():
         print(f"  output {name} = {json.dumps(value)}")
-    if status.ui_url:
-        print(f"  {status.ui_url}/namespaces/default/workflows/{status.workflow_id}")
+    if url:
+        print(f"  {url}")
 
 
 async def _run_command(settings: Settings, command: Command) -> int:
@@ -185,12 +185,12 @@ async def _run_command(settings: Settings, command: Command) -> int:
         if command.json:
             print(json.dumps(_status_dict(final)))
         else:
-            _print_status(final, False)
+            _print_status(final, False, service.run_url(final.workflow_id, final.run_id))
         return EXIT_OK if final.state.is_success else EXIT_FAILED
 
     if command.verb == "status":
         status = await service.status(command.target or "")
-        _print_status(status, command.json)
+        _print_status(status, command.json, service.run_url(status.workflow_id, status.run_id))
         return EXIT_OK
     if command.verb in ("approve", "deny"):
         actor = _cli_actor()
