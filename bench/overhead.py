@@ -35,6 +35,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.client import Interceptor as ClientInterceptor  # noqa: E402
 from temporalio.common import (  # noqa: E402
     SearchAttributePair,
     TypedSearchAttributes,
@@ -42,11 +43,16 @@ from temporalio.common import (  # noqa: E402
     WorkflowIDReusePolicy,
 )
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import (  # noqa: E402
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
 
 import activities.provisioning as provisioning_module  # noqa: E402
 from activities.provisioning import ProvisioningActivities  # noqa: E402
 from provision.client import connect  # noqa: E402
-from provision.dev import ensure_search_attributes, temporal_cli  # noqa: E402
+from provision.dev import temporal_cli  # noqa: E402
 from provision.runs import PROVISION_WORKFLOW  # noqa: E402
 from provision.settings import Settings, load_settings  # noqa: E402
 from provision.worker import build_activities, build_worker  # noqa: E402
@@ -127,6 +133,29 @@ class Probe:
             setattr(
                 provisioning_module, name, self.wrap_sync(name, getattr(provisioning_module, name))
             )
+
+
+class _TimedActivity(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, probe: Probe) -> None:
+        super().__init__(next)
+        self.probe = probe
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> object:
+        start = time.perf_counter()
+        try:
+            return await super().execute_activity(input)
+        finally:
+            self.probe.add(f"fn_{activity.info().activity_type}", time.perf_counter() - start)
+
+
+class ActivityTimer(ClientInterceptor, Interceptor):
+    """Times the activity functions themselves (arguments decoded, result not yet encoded)."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _TimedActivity(next, self.probe)
 
 
 # The raw side. ----------------------------------------------------------------------------------
@@ -282,6 +311,29 @@ async def stack_iteration(
 # Setup and teardown. ----------------------------------------------------------------------------
 
 
+async def register_search_attributes(client: Client) -> list[str]:
+    """Add our search attributes to a server that lacks them (an existing one, via --address)."""
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    known = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    # The SDK's SearchAttributeIndexedValueType shares its numbers with the proto enum.
+    missing = {
+        key.name: int(key.indexed_value_type.value)
+        for key in ALL_KEYS
+        if key.name not in known.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)
+
+
 @contextlib.asynccontextmanager
 async def temporal_server(address: str | None) -> AsyncIterator[tuple[str, str]]:
     """An existing server at `address`, or a dev server we start (and stop) ourselves."""
@@ -311,7 +363,8 @@ async def temporal_server(address: str | None) -> AsyncIterator[tuple[str, str]]
 
 async def delete_namespaces(address: str, names: list[str]) -> list[str]:
     """Delete what the runs created; returns the names that could not be deleted."""
-    sem = asyncio.Semaphore(4)
+    # One at a time: concurrent deletes race on the server's namespace metadata version.
+    sem = asyncio.Semaphore(1)
 
     async def delete(name: str) -> str | None:
         async with sem:
@@ -343,6 +396,7 @@ async def delete_namespaces(address: str, names: list[str]) -> list[str]:
 
 async def bench(runs: int, address: str | None) -> dict:
     token = secrets.token_hex(3)
+    load_start = os.getloadavg()[0]
     namespaces: list[str] = []
     raw_times: list[float] = []
     stack_times: list[float] = []
@@ -355,10 +409,15 @@ async def bench(runs: int, address: str | None) -> dict:
             settings: Settings = load_settings(
                 data_dir=root / "data", temporal_address=target, task_queue=f"bench-{token}"
             )
-            client = await connect(settings)
-            await ensure_search_attributes(client)
-            acts = build_activities(settings)
             probe = Probe()
+            # The worker takes client interceptors that are worker interceptors too.
+            config = (await connect(settings)).config()
+            config["interceptors"] = [*config["interceptors"], ActivityTimer(probe)]
+            client = Client(**config)
+            added = await register_search_attributes(client)
+            if added:
+                log(f"registered search attributes {', '.join(added)}")
+            acts = build_activities(settings)
             probe.instrument(acts)
             runner = acts.runner
             source = runner.config_dir("local_namespace")
@@ -408,6 +467,8 @@ async def bench(runs: int, address: str | None) -> dict:
                     log(f"  could not delete {line}")
     return summarize(
         runs,
+        f"{os.cpu_count()} CPUs, 1-min load average {load_start:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at end",
         server_label,
         raw_times,
         stack_times,
@@ -421,6 +482,7 @@ async def bench(runs: int, address: str | None) -> dict:
 
 def summarize(
     runs: int,
+    machine: str,
     server_label: str,
     raw_times: list[float],
     stack_times: list[float],
@@ -438,7 +500,11 @@ def summarize(
     tf_stack_total = [sum(p.get(f"tf_{c}", 0.0) for c in TF_COMMANDS) for p in stack_probes]
     phases = {k: median([p[k] for p in stack_phases]) for k in stack_phases[0]}
     in_activities = [p["plan_activity"] + p["apply_activity"] for p in stack_phases]
-    activity_python = [a - t for a, t in zip(in_activities, tf_stack_total, strict=True)]
+    fn_total = [
+        p.get("fn_terraform_plan", 0.0) + p.get("fn_terraform_apply", 0.0) for p in stack_probes
+    ]
+    activity_code = [f - t for f, t in zip(fn_total, tf_stack_total, strict=True)]
+    activity_sdk = [a - f for a, f in zip(in_activities, fn_total, strict=True)]
     orchestration = [s - a for s, a in zip(stack_times, in_activities, strict=True)]
     py = {k: median([p.get(k, 0.0) for p in stack_probes]) for k in PY_PROBES}
     # Terraform's own run-to-run spread is larger than the stack's overhead, so the ratio of
@@ -449,6 +515,7 @@ def summarize(
         "runs": runs,
         "scenario": SCENARIO_NAME,
         "server": server_label,
+        "machine": machine,
         "fairness": (
             "interleaved raw/stack after one untimed warm-up each; a fresh directory/workspace per "
             "iteration, so both sides run terraform init (the stack skips init only on repeat "
@@ -477,10 +544,12 @@ def summarize(
             **phases,
             "in_activities": median(in_activities),
             "activity_terraform": median(tf_stack_total),
-            "activity_python": median(activity_python),
+            "activity_code_outside_terraform": median(activity_code),
+            "activity_sdk": median(activity_sdk),
             "outside_activities": median(orchestration),
             "python_probes": py,
         },
+        "stack_runs_with_init": sum(1 for p in stack_probes if "tf_init" in p),
         "raw_terraform_per_run_s": raw_steps,
         "stack_terraform_per_run_s": [
             {c: p.get(f"tf_{c}", 0.0) for c in TF_COMMANDS} for p in stack_probes
@@ -496,6 +565,7 @@ def render(report: dict) -> str:
     lines = [
         f"Happy path, raw terraform CLI vs. the durable stack: {report['runs']} runs each",
         f"Temporal: {report['server']}; worker in this process, pace 0, no Slack.",
+        f"Machine: {report['machine']}.",
         f"Fair comparison: {report['fairness']}.",
         "Timed: raw = init, plan -out, show -json, apply, output -json; "
         "stack = client.start_workflow until the result.",
@@ -522,7 +592,8 @@ def render(report: dict) -> str:
         "(median) beyond its own terraform commands; raw median + that = ratio "
         f"{report['ratio_terraform_adjusted']:.3f}",
         "",
-        "terraform commands, median ms      raw    stack",
+        f"terraform commands, median ms      raw    stack   (stack ran init in "
+        f"{report['stack_runs_with_init']} of {report['runs']} runs)",
     ]
     tf = report["terraform_median_s"]
     for name in (*TF_COMMANDS, "total"):
@@ -545,8 +616,9 @@ def render(report: dict) -> str:
     lines += [
         f"  {'in activities':<48} {b['in_activities'] * ms:>7.1f}",
         f"    {'terraform subprocesses':<46} {b['activity_terraform'] * ms:>7.1f}",
-        f"    {'python in activities':<46} {b['activity_python'] * ms:>7.1f}",
+        f"    {'our code around terraform':<46} {b['activity_code_outside_terraform'] * ms:>7.1f}",
         "      (" + ", ".join(f"{k} {v * ms:.1f}" for k, v in py.items() if k != "policy") + ")",
+        f"    {'SDK: payloads in/out, completion report':<46} {b['activity_sdk'] * ms:>7.1f}",
         f"  {'outside activities (orchestration)':<48} {b['outside_activities'] * ms:>7.1f}",
         f"    {'policy evaluation (local activity)':<46} {py['policy'] * ms:>7.1f}",
         f"    {'workflow tasks: count / schedule->completed':<46} "

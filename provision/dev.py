@@ -147,7 +147,7 @@ async def ensure_search_attributes(client: Client) -> list[str]:
         ListSearchAttributesRequest(namespace=client.namespace)
     )
     missing = {
-        key.name: IndexedValueType.Value(key.indexed_value_type.name)
+        key.name: IndexedValueType.ValueType(int(key.indexed_value_type.value))
         for key in ALL_KEYS
         if key.name not in resp.custom_attributes
     }

@@ -154,3 +154,27 @@ async def test_dev_uses_a_server_that_already_answers(
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
     assert await proc.wait() == 0
+
+
+async def test_search_attributes_are_registered_where_missing(temporal_env) -> None:
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.client import Client
+
+    from provision.dev import ensure_search_attributes
+
+    namespace = f"sa-{uuid.uuid4().hex[:8]}"
+    address = temporal_env.client.service_client.config.target_host
+    created = await asyncio.create_subprocess_exec(
+        temporal_cli_path(), "operator", "namespace", "create", "--namespace", namespace,
+        "--address", address,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert await created.wait() == 0
+    client = await Client.connect(address, namespace=namespace)
+    added = await ensure_search_attributes(client)
+    assert added == ["provisionStatus", "scenario", "tfDirectory"]
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    assert {"provisionStatus", "scenario", "tfDirectory"} <= set(listed.custom_attributes)
+    assert await ensure_search_attributes(client) == []
