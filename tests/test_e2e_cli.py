@@ -170,6 +170,11 @@ async def test_usage_and_configuration_errors(stack: Stack) -> None:
     assert bad_setting.returncode == 2
     assert bad_setting.stderr.strip().startswith("provision: PROVISION_APPROVAL_TIMEOUT")
     assert bad_setting.stderr.strip().count("\n") == 0
+    no_key = await stack.run("list", env={"ENCRYPT_PAYLOADS": "true"})
+    assert no_key.returncode == 2
+    assert "ENCRYPT_PAYLOADS=true needs a key" in no_key.stderr
+    bad_key = await stack.run("list", env={"PROVISION_CODEC_KEYS": "k1=not-base64-secretish"})
+    assert bad_key.returncode == 2 and "not-base64-secretish" not in bad_key.stderr
     unreachable = await stack.run("list", env={"TEMPORAL_ADDRESS": "127.0.0.1:1"})
     assert unreachable.returncode == 3 and "cannot reach Temporal" in unreachable.stderr
     missing = await stack.run("status", "nobody-happy-path")
