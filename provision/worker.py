@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.notify import SlackNotifier, notifier_web_client
 from activities.policy import PolicyEvaluator
 from activities.provisioning import ProvisioningActivities
 from activities.terraform import TerraformRunner
@@ -39,20 +40,30 @@ def build_activities(settings: Settings) -> ProvisioningActivities:
     return ProvisioningActivities(runner, evaluator, data_dir=settings.data_dir.resolve())
 
 
+def build_notifier(settings: Settings) -> SlackNotifier:
+    """Without SLACK_BOT_TOKEN the notifier is a no-op that says so once."""
+    if settings.slack_bot_token is None:
+        return SlackNotifier(None)
+    token = settings.slack_bot_token.get_secret_value()
+    return SlackNotifier(notifier_web_client(token, settings.slack_api_url))
+
+
 def build_worker(
     client: Client,
     settings: Settings,
     *,
     activities: ProvisioningActivities | None = None,
+    notifier: SlackNotifier | None = None,
     extra_activities: Sequence[object] = (),
     task_queue: str | None = None,
 ) -> Worker:
     acts = activities or build_activities(settings)
+    notify = (notifier or build_notifier(settings)).notify
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[acts.plan, acts.apply, acts.evaluate_policy, *extra_activities],
+        activities=[acts.plan, acts.apply, acts.evaluate_policy, notify, *extra_activities],
         graceful_shutdown_timeout=timedelta(seconds=15),
     )
 

@@ -1,0 +1,96 @@
+"""Submission of the decision modal: the update goes out before the ack, so the workflow's
+validator can answer inline in the modal (empty reason, already decided, four eyes)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot.blocks import clip, escape
+from bot.listeners import slack_actor
+from bot.modals import (
+    DECISION_CALLBACK,
+    REASON_BLOCK,
+    DecisionContext,
+    notice_modal,
+    submitted_reason,
+)
+from bot.operations import RunRefused, TemporalUnavailable
+from bot.run_control import ActionRefused
+from bot.services import BotServices
+
+log = logging.getLogger(__name__)
+
+# Slack waits 3 s for the ack. A decision that takes longer is finished after the ack, and its
+# outcome reported by an ephemeral message instead of inline.
+ACK_BUDGET_SECONDS = 2.0
+INLINE_ERROR_LIMIT = 300
+
+
+def register(app: AsyncApp, services: BotServices) -> None:
+    @app.view(DECISION_CALLBACK)
+    async def on_decision(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = slack_actor(body["user"])
+        try:
+            context = DecisionContext.decode(view.get("private_metadata") or "")
+        except ValueError:
+            await ack(response_action="errors", errors={REASON_BLOCK: "This form is out of date."})
+            return
+        decided = asyncio.ensure_future(
+            services.control.decide(user, context.ref, context.approve, submitted_reason(view))
+        )
+        done, _ = await asyncio.wait({decided}, timeout=ACK_BUDGET_SECONDS)
+        if not done:
+            await ack(
+                response_action="update",
+                view=notice_modal(
+                    "Decision on its way",
+                    "Temporal is slow to answer; you will get a message when it has.",
+                ),
+            )
+            await _report_late(services, context, user.id, decided)
+            return
+        try:
+            message = decided.result()
+        except (ActionRefused, RunRefused) as exc:
+            await ack(
+                response_action="errors",
+                errors={REASON_BLOCK: clip(str(exc), INLINE_ERROR_LIMIT)},
+            )
+            return
+        except TemporalUnavailable:
+            await ack(
+                response_action="errors",
+                errors={REASON_BLOCK: "Temporal is unreachable right now; try again shortly."},
+            )
+            return
+        except Exception:
+            log.exception("decision of %s by %s failed", context.ref.workflow_id, user.id)
+            await ack(
+                response_action="errors",
+                errors={REASON_BLOCK: "Something went wrong sending this; it is logged."},
+            )
+            return
+        await ack()
+        await services.tell(context.channel, user.id, f":white_check_mark: {escape(message)}")
+
+
+async def _report_late(
+    services: BotServices, context: DecisionContext, user_id: str, decided: asyncio.Future
+) -> None:
+    try:
+        message = await decided
+    except (ActionRefused, RunRefused) as exc:
+        text = f":no_entry_sign: Your decision was not taken: {escape(str(exc))}"
+    except TemporalUnavailable as exc:
+        text = f":warning: Your decision was not sent, Temporal is unreachable: {escape(str(exc))}"
+    except Exception:
+        log.exception("decision of %s by %s failed", context.ref.workflow_id, user_id)
+        text = ":warning: Something went wrong sending your decision; it is logged."
+    else:
+        text = f":white_check_mark: {escape(message)}"
+    await services.tell(context.channel, user_id, text)

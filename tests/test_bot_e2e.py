@@ -1,0 +1,460 @@
+"""The Slack front door end to end: the real bot (in process, Socket Mode), a real `provision
+worker` process whose notify activity talks to the same LocalSlack, the real dev server and real
+terraform. Each test asserts what people in the channel see, and what reached the workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from bot.app import BotHandle
+from bot.blocks import APPROVE, DENY, DESTROY_NOW, EXTEND_TTL, REPLAN
+from bot.modals import REASON_BLOCK, REASON_INPUT
+from provision.bot_main import start_bot
+from provision.client import connect
+from provision.localslack import InputRejected, LocalSlack
+from provision.settings import Settings
+from tests.conftest import VENV_BIN, Stack
+
+pytestmark = pytest.mark.e2e
+
+INFRA = "C0INFRA"
+ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
+RUN_TIMEOUT = 60
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module")
+async def slack() -> AsyncIterator[LocalSlack]:
+    server = LocalSlack()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def slack_stack(
+    temporal_env: WorkflowEnvironment, tmp_path_factory, slack: LocalSlack
+) -> AsyncIterator[Stack]:
+    address = temporal_env.client.service_client.config.target_host
+    stack = Stack(address, tmp_path_factory.mktemp("slack-stack"), f"tq-{uuid.uuid4()}")
+    await stack.start_worker({"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_API_URL": slack.api_url})
+    try:
+        yield stack
+    finally:
+        await stack.stop_worker()
+
+
+def bot_settings(stack: Stack, slack: LocalSlack, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "temporal_address": stack.address,
+        "task_queue": stack.task_queue,
+        "slack_bot_token": slack.bot_token,
+        "slack_app_token": slack.app_token,
+        "slack_api_url": slack.api_url,
+        # S0APPROVERS is alice and bob; carol approves nothing.
+        "slack_approvers": ["S0APPROVERS"],
+        "bot_health_address": "127.0.0.1:0",
+        "data_dir": stack.data_dir,
+    }
+    return Settings(**{**values, **changes})
+
+
+@pytest_asyncio.fixture(scope="module")
+async def temporal(slack_stack: Stack, slack: LocalSlack) -> Client:
+    return await connect(bot_settings(slack_stack, slack))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def bot(slack_stack: Stack, slack: LocalSlack, temporal: Client) -> AsyncIterator[BotHandle]:
+    handle = await start_bot(bot_settings(slack_stack, slack), temporal)
+    try:
+        yield handle
+    finally:
+        await handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def _slack_stays_valid(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "slack" in request.fixturenames:
+        request.getfixturevalue("slack").assert_no_validation_failures()
+
+
+# -- what people see ------------------------------------------------------------------------
+
+
+async def run_message(slack: LocalSlack, workspace: str) -> str:
+    """The ts of the run message of `workspace` (the newest, if it ran before)."""
+
+    def posted(s: LocalSlack) -> str | None:
+        found = [m for m in s.messages(INFRA) if f" on {workspace}:" in m["text"]]
+        return found[-1]["ts"] if found else None
+
+    return await slack.wait_for(posted, timeout=10)
+
+
+async def message_saying(slack: LocalSlack, ts: str, state: str, timeout: float = RUN_TIMEOUT):
+    """Wait until the run message's text says `state`; return the whole message."""
+
+    def says(s: LocalSlack) -> dict | None:
+        message = s.message(INFRA, ts)
+        return message if re.search(rf": {re.escape(state)}( \(|$)", message["text"]) else None
+
+    try:
+        return await slack.wait_for(says, timeout=timeout)
+    except TimeoutError:
+        said = slack.message(INFRA, ts)["text"]
+        raise AssertionError(f"message never said {state!r}: {said}") from None
+
+
+async def ephemeral_saying(slack: LocalSlack, user: str, needle: str, timeout: float = 15) -> str:
+    def told(s: LocalSlack) -> str | None:
+        found = [e["text"] for e in s.ephemerals(user, INFRA) if needle in e["text"]]
+        return found[-1] if found else None
+
+    return await slack.wait_for(told, timeout=timeout)
+
+
+def shown(message: dict) -> str:
+    """All text of a message as the client renders it (fields, sections, buttons)."""
+    parts: list[str] = [message.get("text") or ""]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                parts.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.get("blocks") or [])
+    return "\n".join(parts)
+
+
+def buttons(message: dict) -> list[str]:
+    return [
+        element["action_id"]
+        for block in message.get("blocks") or []
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+async def history_events(
+    temporal: Client, workflow_id: str, run_id: str
+) -> list[EventType.ValueType]:
+    history = await temporal.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    return [event.event_type for event in history.events]
+
+
+async def namespace_exists(stack: Stack, name: str) -> bool:
+    return await stack.namespace_exists(name)
+
+
+# -- tests ----------------------------------------------------------------------------------
+
+
+async def test_happy_path_converges_through_slack_errors_then_destroys(
+    slack: LocalSlack, slack_stack: Stack, bot: BotHandle
+) -> None:
+    # Slack is briefly rate limiting and failing: the run must not notice.
+    slack.fail_next("chat.update", status=429, retry_after=1)
+    slack.fail_next("chat.update", status=500)
+    ack = await slack.slash_command(ALICE, "happy-path")
+    assert ack.latency < 3.0
+    ts = await run_message(slack, "alice-happy-path")
+    message = await message_saying(slack, ts, "applied")
+    text = shown(message)
+    assert "happy-path · alice-happy-path" in text and "<@U0ALICE>" in text
+    assert "100%" in text and "`namespace_name` = `alice-happy-path`" in text
+    assert "`connection_secret` = `(sensitive)`" in text
+    assert "/namespaces/default/workflows/provision-alice-happy-path/" in text
+    assert buttons(message) == []
+    assert await namespace_exists(slack_stack, "alice-happy-path")
+    statuses = [c.status for c in slack.calls_to("chat.update")]
+    assert 429 in statuses and 500 in statuses and statuses[-1] == 200
+
+    # The full plan is in the thread, once, however often the message was updated.
+    def plan_replies(s: LocalSlack) -> list[dict]:
+        return [m for m in s.thread(INFRA, ts)[1:] if "Full plan of alice-happy-path" in m["text"]]
+
+    [plan] = await slack.wait_for(plan_replies, timeout=10)
+    assert "null_resource" in shown(plan)
+    assert len([c for c in slack.calls_to("chat.update") if c.ok]) >= 2
+    assert len(plan_replies(slack)) == 1
+
+    # Carol may not tear Alice's namespace down; Alice may, and gets a message of its own.
+    await slack.slash_command(CAROL, "destroy alice-happy-path")
+    await ephemeral_saying(slack, CAROL, "Only whoever asked for alice-happy-path (alice)")
+    await slack.slash_command(ALICE, "destroy alice-happy-path")
+    destroy_ts = await slack.wait_for(
+        lambda s: [m["ts"] for m in s.messages(INFRA) if m["text"].startswith("destroy on ")],
+        timeout=10,
+    )
+    destroyed = await message_saying(slack, destroy_ts[-1], "destroyed")
+    assert "destroy · alice-happy-path" in shown(destroyed)
+    assert not await namespace_exists(slack_stack, "alice-happy-path")
+
+
+async def test_update_path_refuses_outsiders_then_asks_a_reason(
+    slack: LocalSlack, slack_stack: Stack, bot: BotHandle, temporal: Client
+) -> None:
+    workflow_id = "provision-alice-human-in-the-loop-update"
+    await slack.slash_command(ALICE, "human-in-the-loop-update")
+    ts = await run_message(slack, "alice-human-in-the-loop-update")
+    waiting = await message_saying(slack, ts, "awaiting approval")
+    assert buttons(waiting) == [APPROVE, DENY, REPLAN]
+    assert "soft-mandatory `namespace_admin`" in shown(waiting)
+    run_id = (await temporal.get_workflow_handle(workflow_id).describe()).run_id
+
+    # Carol is no approver, Alice asked for it: both are refused and nothing reaches the run.
+    await slack.click_button(CAROL, INFRA, ts, APPROVE)
+    await ephemeral_saying(slack, CAROL, "not an approver")
+    await slack.click_button(ALICE, INFRA, ts, APPROVE)
+    await ephemeral_saying(slack, ALICE, "Four eyes")
+    assert slack.views(CAROL) == [] and slack.views(ALICE) == []
+
+    await slack.click_button(BOB, INFRA, ts, APPROVE)
+    [modal] = await slack.wait_for(lambda s: s.views(BOB), timeout=10)
+    with pytest.raises(InputRejected):  # Slack's client insists on a reason
+        await slack.submit_view(BOB, modal["id"], {REASON_BLOCK: {REASON_INPUT: ""}})
+    blank = await slack.submit_view(BOB, modal["id"], {REASON_BLOCK: {REASON_INPUT: "   "}})
+    assert blank.response_action == "errors" and not blank.closed
+    assert "a reason is required to approve" in blank.errors[REASON_BLOCK]
+    events = await history_events(temporal, workflow_id, run_id)
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED not in events
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in events
+
+    done = await slack.submit_view(
+        BOB, modal["id"], {REASON_BLOCK: {REASON_INPUT: "reviewed the grant"}}
+    )
+    assert done.closed and done.response_action is None
+    applied = await message_saying(slack, ts, "applied")
+    assert buttons(applied) == []
+    assert "approved by <@U0BOB>" in shown(applied) and "reviewed the grant" in shown(applied)
+    await ephemeral_saying(slack, BOB, "approved by bob")
+    [decision] = (await temporal.get_workflow_handle(workflow_id).query("get_state"))["decisions"]
+    assert decision["actor"] == {"id": BOB, "name": "bob", "kind": "slack"}
+    assert decision["via"] == "update"
+    events = await history_events(temporal, workflow_id, run_id)
+    assert events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) == 1
+    assert await namespace_exists(slack_stack, "alice-human-in-the-loop-update")
+    refused = bot.metrics.refusals
+    assert refused.labels("not_approver")._value.get() >= 1
+    assert refused.labels("self_approval")._value.get() >= 1
+
+
+async def test_signal_path_replan_then_a_double_click_deny_sends_one_decision(
+    slack: LocalSlack, slack_stack: Stack, bot: BotHandle, temporal: Client
+) -> None:
+    workflow_id = "provision-alice-human-in-the-loop-signal"
+    await slack.slash_command(ALICE, "human-in-the-loop-signal")
+    ts = await run_message(slack, "alice-human-in-the-loop-signal")
+    await message_saying(slack, ts, "awaiting approval")
+    first_run = (await temporal.get_workflow_handle(workflow_id).describe()).run_id
+
+    await slack.click_button(BOB, INFRA, ts, REPLAN)
+    await ephemeral_saying(slack, BOB, "Replan requested")
+
+    def replanned(s: LocalSlack) -> dict | None:
+        message = s.message(INFRA, ts)
+        fresh = "replan 1" in shown(message) and message["text"].endswith("awaiting approval")
+        return message if fresh else None
+
+    again = await slack.wait_for(replanned, timeout=RUN_TIMEOUT)
+    second_run = (await temporal.get_workflow_handle(workflow_id).describe()).run_id
+    assert second_run != first_run and second_run in shown(again)
+    assert buttons(again) == [APPROVE, DENY, REPLAN]
+
+    # Two clicks before the first one's effect shows: one signal, one "already decided".
+    await asyncio.gather(
+        slack.click_button(BOB, INFRA, ts, DENY), slack.click_button(BOB, INFRA, ts, DENY)
+    )
+    await ephemeral_saying(slack, BOB, "already decided: denied by bob")
+    rejected = await message_saying(slack, ts, "rejected")
+    assert buttons(rejected) == [] and "denied by <@U0BOB>" in shown(rejected)
+    events = await history_events(temporal, workflow_id, second_run)
+    assert events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == 1
+    assert not await namespace_exists(slack_stack, "alice-human-in-the-loop-signal")
+
+
+async def test_ephemeral_run_extend_and_destroy_now(
+    slack: LocalSlack, slack_stack: Stack, bot: BotHandle, temporal: Client
+) -> None:
+    workflow_id = "provision-alice-ephemeral"
+    await slack.slash_command(ALICE, "ephemeral --ttl 600")
+    ts = await run_message(slack, "alice-ephemeral")
+    waiting = await message_saying(slack, ts, "applied, waiting out its TTL")
+    assert buttons(waiting) == [EXTEND_TTL, DESTROY_NOW]
+    handle = temporal.get_workflow_handle(workflow_id)
+    before = (await handle.query("get_state"))["ttl_deadline"]
+
+    await slack.click_button(CAROL, INFRA, ts, DESTROY_NOW)
+    await ephemeral_saying(slack, CAROL, "Only the requester or an approver")
+    await slack.click_button(ALICE, INFRA, ts, EXTEND_TTL)
+    await ephemeral_saying(slack, ALICE, "Extended by 60 minutes")
+
+    async def extended() -> bool:
+        return (await handle.query("get_state"))["ttl_deadline"] != before
+
+    await asyncio.wait_for(_until(extended), 10)
+    await slack.click_button(ALICE, INFRA, ts, DESTROY_NOW)
+    destroyed = await message_saying(slack, ts, "destroyed")
+    assert buttons(destroyed) == []
+    assert not await namespace_exists(slack_stack, "alice-ephemeral")
+
+
+async def _until(predicate) -> None:
+    while not await predicate():
+        await asyncio.sleep(0.05)
+
+
+async def test_commands_status_list_help_and_usage_errors(
+    slack: LocalSlack, bot: BotHandle
+) -> None:
+    unknown = await slack.slash_command(CAROL, "frobnicate")
+    assert "unknown command or scenario 'frobnicate'" in unknown.payload["text"]
+    assert "Scenarios:" in unknown.payload["text"]
+    await slack.slash_command(CAROL, "happy-path --prefix 'x; rm -rf /'")
+    await ephemeral_saying(slack, CAROL, "prefix")
+    await slack.slash_command(CAROL, "happy-path --colour blue")
+    await ephemeral_saying(slack, CAROL, "unrecognized arguments: --colour blue")
+    await slack.slash_command(CAROL, "status nobody-happy-path")
+    await ephemeral_saying(slack, CAROL, "no run found for nobody-happy-path")
+    await slack.slash_command(CAROL, "approve nobody-x --reason because")
+    await ephemeral_saying(slack, CAROL, "no run found")
+    await slack.slash_command(CAROL, "list")
+    await ephemeral_saying(slack, CAROL, "Recent runs")
+    help_ack = await slack.slash_command(CAROL, "help")
+    assert "/provision &lt;command&gt;" in help_ack.payload["text"]
+
+
+async def test_a_busy_workspace_is_refused_with_the_holder_named(
+    slack: LocalSlack, bot: BotHandle, temporal: Client
+) -> None:
+    await slack.slash_command(BOB, "human-in-the-loop-update --workspace bob-busy")
+    ts = await run_message(slack, "bob-busy")
+    await message_saying(slack, ts, "awaiting approval")
+    await slack.slash_command(BOB, "human-in-the-loop-update --workspace bob-busy")
+    told = await ephemeral_saying(slack, BOB, "Not started")
+    assert "workspace bob-busy is busy" in told and "provision-bob-busy" in told
+    failed = await message_saying(slack, await run_message(slack, "bob-busy"), "not started")
+    assert "busy" in shown(failed)
+    # The command path has the same checks as the buttons: Bob asked, so Bob may only deny.
+    await slack.slash_command(BOB, "approve bob-busy --reason mine")
+    await ephemeral_saying(slack, BOB, "Four eyes")
+    await slack.slash_command(BOB, "deny bob-busy --reason 'not today'")
+    await ephemeral_saying(slack, BOB, "denied by bob")
+    await message_saying(slack, ts, "rejected")
+
+
+async def test_a_disconnect_envelope_loses_no_command(slack: LocalSlack, bot: BotHandle) -> None:
+    opened = slack.connections_opened
+    assert await slack.disconnect_all() == 1
+    during = await slack.slash_command(CAROL, "help", timeout=10)
+    await slack.wait_for(lambda s: s.connections_opened == opened + 1 and s.connections == 1)
+    after = await slack.slash_command(CAROL, "list", timeout=10)
+    assert "Usage" in during.payload["text"] and during.deliveries == 1
+    assert after.deliveries == 1
+    await ephemeral_saying(slack, CAROL, "Recent runs")
+    assert all(e.duplicate_acks == 0 for e in slack.envelopes)
+
+
+async def test_healthz_and_metrics(slack: LocalSlack, bot: BotHandle) -> None:
+    await slack.slash_command(CAROL, "help")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{bot.health_url}/healthz") as response:
+            assert response.status == 200
+            assert (await response.json())["socket_mode"] == "connected"
+        async with session.get(f"{bot.health_url}/metrics") as response:
+            assert response.status == 200
+            page = await response.text()
+    assert 'provision_bot_slash_commands_total{verb="help"}' in page
+    assert 'provision_bot_ack_seconds_bucket{kind="slash_commands",le="0.2"}' in page
+    assert "provision_bot_decisions_total" in page
+    assert "provision_bot_refused_actions_total" in page
+    assert "provision_bot_slack_api_errors_total" in page
+
+
+async def test_provision_bot_process_without_temporal_then_without_slack(
+    slack_stack: Stack, tmp_path
+) -> None:
+    """`provision bot` starts while Temporal is down, answers with an ephemeral error, reports
+    503 when Slack goes away, and stops cleanly on SIGTERM."""
+    own = LocalSlack()
+    await own.start()
+    log_path = tmp_path / "bot.log"
+    env = {
+        **slack_stack.env,
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "SLACK_BOT_TOKEN": own.bot_token,
+        "SLACK_APP_TOKEN": own.app_token,
+        "SLACK_API_URL": own.api_url,
+        "PROVISION_BOT_HEALTH_ADDRESS": "127.0.0.1:0",
+    }
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            str(VENV_BIN / "provision"),
+            "bot",
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        await own.wait_for(lambda s: s.connections == 1, timeout=30)
+        health = await _health_url(log_path)
+        assert "the bot starts anyway" in log_path.read_text()
+        await own.slash_command(CAROL, "happy-path")
+        told = await own.wait_for(
+            lambda s: [e["text"] for e in s.ephemerals(CAROL) if "unreachable" in e["text"]],
+            timeout=20,
+        )
+        assert "cannot reach Temporal at 127.0.0.1:1" in told[0]
+        assert own.messages(INFRA) == []  # nothing was posted in the channel
+        assert "Usage" in (await own.slash_command(CAROL, "help")).payload["text"]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{health}/healthz") as response:
+                assert response.status == 200
+            await own.stop()
+
+            async def unhealthy() -> bool:
+                async with session.get(f"{health}/healthz") as response:
+                    return response.status == 503
+
+            await asyncio.wait_for(_until(unhealthy), 30)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        # The SDK may log its failed reconnects while Slack is away; the shutdown must be clean.
+        shutdown = log_path.read_text().split("stopping the Slack bot", 1)[1]
+        assert "Slack bot stopped" in shutdown and "Traceback" not in shutdown
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await own.stop()
+
+
+async def _health_url(log_path) -> str:
+    async def logged() -> bool:
+        return "health and metrics on" in log_path.read_text(errors="replace")
+
+    await asyncio.wait_for(_until(logged), 30)
+    return re.search(r"health and metrics on (http://\S+)", log_path.read_text()).group(1)
