@@ -32,6 +32,7 @@ pytestmark = pytest.mark.e2e
 INFRA = "C0INFRA"
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 RUN_TIMEOUT = 60
+SECRET_CANARY = "canary-slack-7Hq2Lm9-secret"
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -53,7 +54,15 @@ async def slack_stack(
 ) -> AsyncIterator[Stack]:
     address = temporal_env.client.service_client.config.target_host
     stack = Stack(address, tmp_path_factory.mktemp("slack-stack"), f"tq-{uuid.uuid4()}")
-    await stack.start_worker({"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_API_URL": slack.api_url})
+    # The canary rides in the worker's passthrough environment (terraform's sensitive api_key):
+    # the last test checks that no Slack call ever carried it.
+    await stack.start_worker(
+        {
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_API_URL": slack.api_url,
+            "TF_VAR_api_key": SECRET_CANARY,
+        }
+    )
     try:
         yield stack
     finally:
@@ -458,3 +467,19 @@ async def _health_url(log_path) -> str:
 
     await asyncio.wait_for(_until(logged), 30)
     return re.search(r"health and metrics on (http://\S+)", log_path.read_text()).group(1)
+
+
+async def test_no_secret_ever_reached_slack(slack: LocalSlack, slack_stack: Stack) -> None:
+    """Runs above applied with the canary as a sensitive terraform input and output."""
+    import json
+
+    assert slack.calls_to("chat.update"), "no run message was ever updated"
+    every_call = json.dumps(
+        [{"method": c.method, "params": c.params, "response": c.response} for c in slack.calls],
+        default=str,
+    )
+    assert "(sensitive)" in every_call  # the redacted output was shown...
+    assert SECRET_CANARY not in every_call  # ...and its value never was
+    assert SECRET_CANARY not in slack_stack.worker_log.read_text()
+    state = list((slack_stack.data_dir / "workspaces").glob("*/terraform.tfstate*"))
+    assert any(SECRET_CANARY in p.read_text() for p in state), "the canary never reached terraform"
