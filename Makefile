@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit lint bench record-histories clean venv
+.PHONY: demo test unit lint bench record-histories clean venv browser promtool
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,37 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/provision dev
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright's own browser download cannot work
+# offline). As root (CI) it is installed when missing, with an emoji font for the screenshots;
+# elsewhere those tests skip and say how to get it.
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ( apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		chromium fonts-noto-color-emoji )
+
+# promtool checks metrics/prometheus.yml (tests/test_metrics.py). When it is missing it is taken
+# from Debian's prometheus package and unpacked into the venv (about 3 s, plus `apt-get update`
+# when apt has no package lists yet). Installing the package would also start a Prometheus
+# service on :9090 on hosts with systemd, the port the metrics compose file publishes.
+promtool: $(STAMP)
+	@command -v promtool >/dev/null || test -x $(BIN)/promtool || { \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "make: promtool is missing and there is no apt-get: install Prometheus's promtool" \
+	      "(tests/test_metrics.py checks metrics/prometheus.yml with it)" >&2; exit 0; fi; \
+	  echo "make: fetching promtool from Debian's prometheus package into $(BIN)"; \
+	  tmp=$$(mktemp -d); \
+	  ( cd $$tmp && { apt-get download -qq prometheus 2>/dev/null \
+	    || { apt-get update -qq && apt-get download -qq prometheus; }; } ) \
+	  && dpkg-deb --fsys-tarfile $$tmp/prometheus_*.deb | tar -xO ./usr/bin/promtool > $$tmp/promtool \
+	  && chmod 755 $$tmp/promtool && mv $$tmp/promtool $(BIN)/promtool \
+	  || echo "make: could not fetch promtool; tests/test_metrics.py will say what is missing" >&2; \
+	  rm -rf $$tmp; }
+
+test: $(STAMP) browser promtool
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-unit: $(STAMP)
+unit: $(STAMP) promtool
 	$(BIN)/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from temporalio import activity
@@ -20,6 +22,7 @@ from activities.terraform import (
     sha256_file,
     summarize_plan,
 )
+from workflows import metrics
 from workflows.models import (
     ApplyInput,
     ApplyResult,
@@ -42,6 +45,35 @@ def _app_error(exc: TerraformError) -> ApplicationError:
     return ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable)
 
 
+@contextlib.contextmanager
+def _timed(step: str) -> Iterator[None]:
+    """Record how long a terraform step took, and whether it succeeded, on the worker's meter."""
+    started = time.monotonic()
+    outcome = "error"
+    try:
+        yield
+        outcome = "ok"
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        activity.metric_meter().create_histogram_float(
+            metrics.TERRAFORM_STEP, metrics.DESCRIPTIONS[metrics.TERRAFORM_STEP], "s"
+        ).record(time.monotonic() - started, {"step": step, "outcome": outcome})
+
+
+def _count_policy(report: PolicyReport) -> None:
+    meter = activity.metric_meter()
+    meter.create_counter(
+        metrics.POLICY_EVALUATIONS, metrics.DESCRIPTIONS[metrics.POLICY_EVALUATIONS]
+    ).add(1, {"verdict": report.verdict})
+    findings = meter.create_counter(
+        metrics.POLICY_FINDINGS, metrics.DESCRIPTIONS[metrics.POLICY_FINDINGS]
+    )
+    for finding in report.findings:
+        findings.add(1, {"rule": finding.rule, "level": finding.level.value})
+
+
 class ProvisioningActivities:
     """Dependencies come in through the constructor, so tests can pass their own."""
 
@@ -52,15 +84,19 @@ class ProvisioningActivities:
         *,
         data_dir: Path,
         worker_env: Mapping[str, str] | None = None,
+        extra_passthrough: Sequence[str] = (),
     ):
         self.runner = runner
         self.policy = policy_evaluator
         self.data_dir = data_dir
         self.worker_env = dict(os.environ if worker_env is None else worker_env)
+        # Names the operator passes to every run (PROVISION_PASSTHROUGH_ENV), beside the request's.
+        self.extra_passthrough = tuple(extra_passthrough)
 
     # Secrets: only names travel in inputs; values are read here, in the worker.
 
     def _passthrough(self, names: list[str]) -> tuple[dict[str, str], Scrubber, set[str]]:
+        names = sorted({*names, *self.extra_passthrough})
         values = {name: self.worker_env[name] for name in names if name in self.worker_env}
         scrub = Scrubber([v for v in values.values() if len(v) >= 4])
         tf_vars = {name[len("TF_VAR_") :] for name in names if name.startswith("TF_VAR_")}
@@ -110,10 +146,14 @@ class ProvisioningActivities:
         try:
             work = self.runner.prepare(step.workspace, tf_directory, variables, scenario)
             env = self.runner.env(env_values)
-            await self.runner.init(work, env, scrub)
+            with _timed("init"):
+                await self.runner.init(work, env, scrub)
             plan_path = self.runner.plans_dir(step.workspace) / f"{step.plan_id}.tfplan"
             self.runner.discard_plans(step.workspace)
-            document = await self.runner.plan(work, plan_path, env, scrub, destroy=step.destroy)
+            with _timed("plan"):
+                document = await self.runner.plan(
+                    work, plan_path, env, scrub, destroy=step.destroy
+                )
         except TerraformError as exc:
             raise _app_error(exc) from None
         redacted = redact_plan_document(document, scrub, secret_vars)
@@ -133,11 +173,13 @@ class ProvisioningActivities:
         from activities.policy import PolicyError, PolicySyntaxError
 
         try:
-            return self.policy.evaluate(request.plan_document)
+            report = self.policy.evaluate(request.plan_document)
         except PolicySyntaxError as exc:
             raise ApplicationError(str(exc), type="PolicySyntaxError", non_retryable=True) from None
         except PolicyError as exc:
             raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        _count_policy(report)
+        return report
 
     @activity.defn(name=APPLY)
     async def apply(self, step: ApplyInput) -> ApplyResult:
@@ -175,10 +217,12 @@ class ProvisioningActivities:
             activity.heartbeat(last_line["text"])
 
         try:
-            tail = await self.runner.apply(
-                work, plan_path, env, scrub, on_line=on_line, heartbeat=heartbeat
-            )
-            outputs = await self.runner.outputs(work, env, scrub)
+            with _timed("apply"):
+                tail = await self.runner.apply(
+                    work, plan_path, env, scrub, on_line=on_line, heartbeat=heartbeat
+                )
+            with _timed("output"):
+                outputs = await self.runner.outputs(work, env, scrub)
         except TerraformError as exc:
             raise _app_error(exc) from None
         except asyncio.CancelledError:

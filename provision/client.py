@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from codec.converter import build_data_converter
 from codec.keys import load_key_ring
 from provision.settings import ConfigurationError, Settings
+from workflows.metrics import HISTOGRAM_BUCKETS
+
+log = logging.getLogger(__name__)
 
 
 class TemporalUnreachable(Exception):
@@ -44,8 +50,56 @@ def tls_config_for(settings: Settings) -> TLSConfig | bool:
     return settings.connect_api_key() is not None
 
 
-async def connect(settings: Settings, *, data_converter: DataConverter | None = None) -> Client:
-    """Connect with mTLS or an API key when configured (as the original demo did)."""
+def build_runtime(settings: Settings) -> Runtime | None:
+    """The Temporal runtime of a worker process, exporting metrics for Prometheus.
+
+    It serves the SDK's `temporal_*` metrics and ours (workflows/metrics.py) on
+    `http://PROVISION_WORKER_METRICS_ADDRESS/metrics`. A runtime owns a thread pool and the
+    exporter's port, so build it once per process and hand it to `connect`. None when metrics
+    are off, or when the default address is taken (another worker or `provision dev` on this
+    machine has it): a default must not stop a worker. An address that was asked for and cannot
+    be served is a configuration error.
+    """
+    address = settings.worker_metrics_address
+    if address is None:
+        log.info("worker metrics are off (PROVISION_WORKER_METRICS_ADDRESS)")
+        return None
+    prometheus = PrometheusConfig(
+        bind_address=address,
+        # Seconds, like every other Prometheus histogram (ours included); the SDK's default is
+        # integer milliseconds. Metric names do not change.
+        durations_as_seconds=True,
+        histogram_bucket_overrides={name: list(b) for name, b in HISTOGRAM_BUCKETS.items()},
+    )
+    try:
+        runtime = Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+    except ValueError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        if "worker_metrics_address" in settings.model_fields_set:
+            raise ConfigurationError(
+                f"PROVISION_WORKER_METRICS_ADDRESS: cannot serve metrics on {address}: {reason}"
+            ) from None
+        log.warning(
+            "worker metrics are off: cannot serve them on %s (%s); set "
+            "PROVISION_WORKER_METRICS_ADDRESS to a free address, or to off",
+            address,
+            reason,
+        )
+        return None
+    log.info("worker metrics on http://%s/metrics", address)
+    return runtime
+
+
+async def connect(
+    settings: Settings,
+    *,
+    data_converter: DataConverter | None = None,
+    runtime: Runtime | None = None,
+) -> Client:
+    """Connect with mTLS or an API key when configured (as the original demo did).
+
+    `runtime` is the worker's (see build_runtime); None uses the SDK's default runtime.
+    """
     converter = data_converter or data_converter_for(settings)
     tls = tls_config_for(settings)
     try:
@@ -55,6 +109,7 @@ async def connect(settings: Settings, *, data_converter: DataConverter | None = 
             api_key=settings.connect_api_key(),
             tls=tls,
             data_converter=converter,
+            runtime=runtime,
         )
     except RuntimeError as exc:
         raise TemporalUnreachable(

@@ -13,12 +13,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
 from temporalio.client import Client
 
-from provision.client import TemporalUnreachable, connect
+from provision.client import TemporalUnreachable, build_runtime, connect
 from provision.settings import ConfigurationError, Settings
 from workflows.search_attributes import ALL_KEYS
+
+if TYPE_CHECKING:
+    from bot.app import BotHandle
+    from provision.localslack import LocalSlack
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +173,7 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
 async def run_worker_main(settings: Settings) -> int:
     from provision.worker import build_worker, run_until_signalled
 
-    client = await connect(settings)
+    client = await connect(settings, runtime=build_runtime(settings))
     await run_until_signalled(build_worker(client, settings))
     return 0
 
@@ -229,9 +235,63 @@ def dev_settings(settings: Settings, data_dir: Path) -> Settings:
     return settings
 
 
+# The local workspace's people, as the demo casts them (LocalSlack's default users and group).
+LOCAL_SLACK_APPROVERS = ("S0APPROVERS",)
+
+
+async def start_local_slack(settings: Settings) -> tuple[LocalSlack, Settings]:
+    """Without Slack tokens: serve a local Slack workspace (API, Socket Mode and the browser
+    client on one port) and return it with the settings that point the bot and the worker's
+    notifications at it. Approvers default to the demo's: alice and bob (S0APPROVERS), not carol.
+    """
+    from provision.localslack import LocalSlack
+    from provision.localslack.ui import provision_command_hints
+
+    if settings.local_slack_port and port_open("127.0.0.1", settings.local_slack_port):
+        raise ConfigurationError(
+            f"PROVISION_LOCAL_SLACK_PORT: port {settings.local_slack_port} is already in use"
+        )
+    if settings.slack_bot_token or settings.slack_app_token:
+        log.warning(
+            "only one of SLACK_BOT_TOKEN and SLACK_APP_TOKEN is set; the bot needs both, so it "
+            "uses the local workspace instead"
+        )
+    slack = LocalSlack(port=settings.local_slack_port)
+    approvers = settings.slack_approvers or list(LOCAL_SLACK_APPROVERS)
+    approving = {a for a in approvers if not a.startswith("S")}
+    for group in approvers:
+        approving |= set(slack.workspace.usergroups.get(group, []))
+    humans = [u for u in slack.workspace.users.values() if not u.is_bot]
+    for index, user in enumerate(humans):
+        role = "approver" if user.id in approving else "not an approver"
+        # The first user is who a new page acts as: the one who starts runs in the demo.
+        slack.ui.user_notes[user.id] = f"requester · {role}" if index == 0 else role
+    slack.ui.hints = [provision_command_hints()]
+    await slack.start()
+    override = settings.model_copy(
+        update={
+            "slack_bot_token": SecretStr(slack.bot_token),
+            "slack_app_token": SecretStr(slack.app_token),
+            "slack_api_url": slack.api_url,
+            "slack_approvers": approvers,
+        }
+    )
+    return slack, override
+
+
+def slack_banner(local_slack: LocalSlack | None, settings: Settings) -> str:
+    if local_slack is None:
+        return f"Slack:         the bot is connected to {settings.slack_api_url} (Socket Mode)"
+    return (
+        f"Slack:         {local_slack.url}  (a local workspace: open it in a browser, run "
+        "/provision human-in-the-loop-update as alice, approve as bob)"
+    )
+
+
 async def run_dev(settings: Settings) -> int:
     """Start what is missing of the local stack, print where it is, stop it all on a signal."""
     from codec.server import run_codec_server
+    from provision.bot_main import start_bot
     from provision.worker import build_worker
 
     data_dir = settings.data_dir.resolve()
@@ -243,12 +303,18 @@ async def run_dev(settings: Settings) -> int:
         raise ConfigurationError(
             f"PROVISION_CODEC_PORT: port {settings.codec_port} is already in use"
         )
+    # Before anything starts: an explicit metrics address that cannot be served stops here.
+    runtime = build_runtime(settings)
     host, port = split_address(settings.temporal_address)
     bind = "127.0.0.1" if host in ("localhost", "127.0.0.1") else host
     server: DevServer | None = None
+    local_slack: LocalSlack | None = None
+    bot: BotHandle | None = None
     stop = asyncio.Event()
     _install_stop_handlers(stop)
     try:
+        if not settings.slack_configured:
+            local_slack, settings = await start_local_slack(settings)
         if port_open(bind, port):
             print(f"Temporal: using the server already answering at {settings.temporal_address}")
         else:
@@ -263,11 +329,12 @@ async def run_dev(settings: Settings) -> int:
             print(f"Temporal: starting the dev server on {bind}:{port} (data {server.db_file})")
             server.start()
             await server.wait_ready()
-        client = await connect(settings)
+        client = await connect(settings, runtime=runtime)
         added = await ensure_search_attributes(client)
         if added:
             print(f"Temporal: registered search attributes {', '.join(added)}")
         worker = build_worker(client, settings)
+        bot = await start_bot(settings, client)
         codec_runner = await run_codec_server(codec_app, "127.0.0.1", settings.codec_port)
         async with worker:
             print(
@@ -280,10 +347,13 @@ async def run_dev(settings: Settings) -> int:
                 f"{settings.temporal_namespace})"
             )
             print(f"Worker:        task queue {settings.task_queue}, data {data_dir}")
+            if runtime is not None:
+                print(f"Metrics:       http://{settings.worker_metrics_address}/metrics")
             print(
                 f"Codec server:  {codec_url}/encryption_codec  (encryption "
                 f"{'on' if settings.encrypt_payloads else 'off'})"
             )
+            print(slack_banner(local_slack, settings))
             print("Ready. Try:    provision run happy-path --prefix demo --wait")
             print("Stop:          Ctrl-C")
             sys.stdout.flush()
@@ -291,6 +361,10 @@ async def run_dev(settings: Settings) -> int:
             print("stopping…")
         await codec_runner.cleanup()
     finally:
+        if bot:
+            await bot.stop()
+        if local_slack:
+            await local_slack.stop()
         if server:
             server.stop()
     return 0

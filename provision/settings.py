@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import sys
@@ -17,7 +18,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +53,8 @@ def _csv(value: object) -> list[str]:
     return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
-CsvList = Annotated[list[str], BeforeValidator(_csv)]
+# NoDecode: the environment gives "a,b", not JSON; an empty value is an empty list.
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_csv)]
 
 
 def default_terraform_binary() -> str:
@@ -156,6 +158,15 @@ class Settings(BaseSettings):
     bot_health_address: str = Field(
         "127.0.0.1:8090", validation_alias=_env("PROVISION_BOT_HEALTH_ADDRESS")
     )
+    # `provision dev` without Slack tokens: the local Slack workspace (browser UI + API) port.
+    local_slack_port: int = Field(
+        3000, ge=0, le=65535, validation_alias=_env("PROVISION_LOCAL_SLACK_PORT")
+    )
+
+    # Metrics: the worker's Prometheus endpoint (None: off).
+    worker_metrics_address: str | None = Field(
+        "127.0.0.1:9000", validation_alias=_env("PROVISION_WORKER_METRICS_ADDRESS")
+    )
 
     @field_validator("slack_api_url")
     @classmethod
@@ -163,6 +174,14 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+(/.*)?$", v):
             raise ValueError(f"{v!r} is not an http(s) URL")
         return v if v.endswith("/") else v + "/"
+
+    @field_validator("passthrough_env")
+    @classmethod
+    def _env_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return v
 
     @field_validator("slack_approvers")
     @classmethod
@@ -182,6 +201,31 @@ class Settings(BaseSettings):
         if not re.match(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$", v):
             raise ValueError(f"{v!r} is not host:port")
         return v
+
+    @field_validator("worker_metrics_address", mode="before")
+    @classmethod
+    def _metrics_address(cls, v: object) -> str | None:
+        if v is None:
+            return None
+        text = str(v).strip()
+        if text.lower() in ("", "off", "none", "false"):
+            return None
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(
+                f"{text!r} is not ip:port with a port 1-65535 (e.g. 0.0.0.0:9000), nor off"
+            )
+        host = host.strip("[]")
+        # The SDK's exporter binds a socket address: it resolves no host names.
+        if host == "localhost":
+            host = "127.0.0.1"
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(
+                f"{text!r}: the host must be an IP address (e.g. 127.0.0.1:9000, 0.0.0.0:9000)"
+            ) from None
+        return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
     @field_validator("task_queue", "temporal_namespace")
     @classmethod
@@ -229,6 +273,8 @@ def load_settings(**overrides: object) -> Settings:
     """Read the environment once. Raises ConfigurationError with a one-line message."""
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        raise ConfigurationError(str(exc).splitlines()[0]) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = first.get("loc") or ("?",)

@@ -37,7 +37,12 @@ def build_activities(settings: Settings) -> ProvisioningActivities:
     evaluator = PolicyEvaluator(
         settings.terraform_root / "policies", config={"max_changes": settings.max_changes}
     )
-    return ProvisioningActivities(runner, evaluator, data_dir=settings.data_dir.resolve())
+    return ProvisioningActivities(
+        runner,
+        evaluator,
+        data_dir=settings.data_dir.resolve(),
+        extra_passthrough=settings.passthrough_env,
+    )
 
 
 def build_notifier(settings: Settings) -> SlackNotifier:

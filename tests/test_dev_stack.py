@@ -78,6 +78,8 @@ async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
         "PROVISION_DATA_DIR": str(data_dir),
         "PROVISION_DEV_UI_PORT": str(ui_port),
         "PROVISION_CODEC_PORT": str(codec_port),
+        "PROVISION_LOCAL_SLACK_PORT": str(free_port()),
+        "PROVISION_BOT_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
         "ENCRYPT_PAYLOADS": "true",
         "PYTHONUNBUFFERED": "1",
     }
@@ -133,6 +135,8 @@ async def test_dev_uses_a_server_that_already_answers(
         "TEMPORAL_ADDRESS": temporal_address,
         "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4()}",
         "PROVISION_CODEC_PORT": str(free_port()),
+        "PROVISION_LOCAL_SLACK_PORT": str(free_port()),
+        "PROVISION_BOT_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
         "PROVISION_DATA_DIR": str(tmp_path / "data"),
         "PYTHONUNBUFFERED": "1",
     }

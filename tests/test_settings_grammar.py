@@ -156,3 +156,33 @@ def test_prefix_from_a_user_name() -> None:
     assert sanitize_prefix("Alice.Smith") == "alice-smith"
     assert sanitize_prefix("--") == "user"
     assert len(sanitize_prefix("x" * 80)) == 31
+
+
+def test_list_settings_read_comma_separated_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROVISION_SLACK_APPROVERS", "")
+    monkeypatch.setenv("PROVISION_PASSTHROUGH_ENV", "TF_VAR_token, TEMPORAL_CLOUD_API_KEY")
+    s = load_settings()
+    assert s.slack_approvers == []
+    assert s.passthrough_env == ["TF_VAR_token", "TEMPORAL_CLOUD_API_KEY"]
+
+
+def test_operator_passthrough_names_reach_every_run(tmp_path: Path) -> None:
+    from activities.provisioning import ProvisioningActivities
+
+    acts = ProvisioningActivities(
+        runner=None,
+        policy_evaluator=None,
+        data_dir=tmp_path,
+        worker_env={"TF_VAR_token": "s3cr3t-value", "OTHER": "not passed"},
+        extra_passthrough=["TF_VAR_token"],
+    )
+    values, scrub, tf_vars = acts._passthrough([])
+    assert values == {"TF_VAR_token": "s3cr3t-value"}
+    assert tf_vars == {"token"}
+    assert scrub("error: s3cr3t-value leaked") == "error: (redacted) leaked"
+
+
+def test_bad_passthrough_name_is_a_configuration_error(monkeypatch) -> None:
+    monkeypatch.setenv("PROVISION_PASSTHROUGH_ENV", "OK_NAME,bad-name;rm")
+    with pytest.raises(ConfigurationError, match="^PROVISION_PASSTHROUGH_ENV: "):
+        load_settings()

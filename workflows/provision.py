@@ -6,13 +6,14 @@ Deterministic code only: terraform, policy evaluation and Slack live in activiti
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import metrics
     from workflows.models import (
         OPERATOR,
         ApplyDecision,
@@ -67,6 +68,12 @@ MAX_AUTOMATIC_REPLANS = 3
 
 class _Replan(Exception):
     """Raised inside the run to start over with a fresh plan."""
+
+
+def _count(name: str, **attributes: str) -> None:
+    # The workflow's meter drops values during replay, so each run counts once; it adds no
+    # command to history, so recorded histories replay unchanged.
+    workflow.metric_meter().create_counter(name, metrics.DESCRIPTIONS[name]).add(1, attributes)
 
 
 class _TerraformRun:
@@ -248,6 +255,16 @@ class _TerraformRun:
         workflow.upsert_search_attributes(pairs)
         workflow.logger.info("workspace %s: %s", self._request.workspace, state.value)
         self._bump()
+        if state == RunState.INITIALIZING and self._request.replan_count == 0:
+            _count(metrics.RUNS_STARTED, scenario=self._request.scenario)
+        elif state.is_final:
+            _count(metrics.RUNS_FINISHED, scenario=self._request.scenario, outcome=state.value)
+
+    def _observe_approval_wait(self, since: datetime, outcome: str) -> None:
+        waited = (workflow.now() - since).total_seconds()
+        workflow.metric_meter().create_histogram_float(
+            metrics.APPROVAL_WAIT, metrics.DESCRIPTIONS[metrics.APPROVAL_WAIT], "s"
+        ).record(waited, {"scenario": self._request.scenario, "outcome": outcome})
 
     async def _notifier_loop(self) -> None:
         """Keeps the Slack message current: one notification at a time, newest state wins."""
@@ -264,6 +281,12 @@ class _TerraformRun:
             except ActivityError as exc:
                 # A Slack outage never fails a run: a later state change catches up.
                 workflow.logger.warning("notification failed: %s", exc.cause or exc)
+                cause = exc.cause
+                error = cause.type if isinstance(cause, ApplicationError) else None
+                _count(
+                    metrics.NOTIFICATION_FAILURES,
+                    error_type=error or type(cause or exc).__name__,
+                )
             self._notified_version = version
 
     def _start_notifier(self) -> None:
@@ -340,7 +363,8 @@ class _TerraformRun:
         Returns the final state (rejected / expired) or None to go on and apply.
         """
         timeout = timedelta(seconds=self._request.approval_timeout_seconds)
-        self._expires_at = workflow.now() + timeout
+        waiting_since = workflow.now()
+        self._expires_at = waiting_since + timeout
         self._awaiting = True
         self._set_state(RunState.AWAITING_APPROVAL)
         required = self._request.required_approvals
@@ -355,13 +379,17 @@ class _TerraformRun:
             )
         except TimeoutError:
             self._awaiting = False
+            self._observe_approval_wait(waiting_since, "expired")
             self._reason = f"no decision within {timeout}: nothing was applied"
             return RunState.EXPIRED
         self._awaiting = False
         if self._replan_requested:
+            self._observe_approval_wait(waiting_since, "replanned")
             raise _Replan("replan requested")
         if any(not d.is_approved for d in self._decisions):
+            self._observe_approval_wait(waiting_since, "rejected")
             return RunState.REJECTED
+        self._observe_approval_wait(waiting_since, "approved")
         self._set_state(RunState.APPROVED)
         return None
 

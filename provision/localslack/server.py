@@ -30,6 +30,7 @@ from .interactions import (
 from .model import SlackUser, ValidationFailure, ViewRecord
 from .socket_mode import Envelope, SocketModeHub
 from .store import Workspace
+from .ui import LocalSlackUI
 from .validation import view_errors
 from .web_api import Call, WebApi, supported_methods
 
@@ -127,6 +128,8 @@ class LocalSlack:
             app_token=app_token,
             ws_base=lambda: f"ws://{self.host}:{self.port}/",
         )
+        # The browser client (page, state, events); its hosts fill in command hints and users.
+        self.ui = LocalSlackUI(self)
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -150,7 +153,7 @@ class LocalSlack:
         app.router.add_post("/response/{response_id}", self._response_url)
         app.router.add_get("/files/{file_id}/{name}", self._download)
         app.router.add_get("/archives/{channel}/{pts}", self._archive)
-        app.router.add_get("/", self._index)
+        self.ui.register(app, index=self._index)
         return app
 
     async def start(self) -> None:
