@@ -55,6 +55,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/slack.py
+	$(BIN)/python bench/codec.py
 
 record-histories: $(STAMP)
 	$(BIN)/python tests/histories/record.py

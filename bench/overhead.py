@@ -42,7 +42,6 @@ from temporalio.common import (  # noqa: E402
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import (  # noqa: E402
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -51,14 +50,15 @@ from temporalio.worker import (  # noqa: E402
 
 import activities.provisioning as provisioning_module  # noqa: E402
 from activities.provisioning import ProvisioningActivities  # noqa: E402
+from bench.devserver import start_quiet_dev_server  # noqa: E402
 from provision.client import connect  # noqa: E402
-from provision.dev import temporal_cli  # noqa: E402
+from provision.dev import ensure_search_attributes, temporal_cli  # noqa: E402
 from provision.runs import PROVISION_WORKFLOW  # noqa: E402
 from provision.settings import Settings, load_settings  # noqa: E402
 from provision.worker import build_activities, build_worker  # noqa: E402
 from workflows.models import ProvisionRequest, ProvisionResult, RunState, workflow_id_for  # noqa: E402
 from workflows.scenarios import RunOptions, build_request, validate_variables  # noqa: E402
-from workflows.search_attributes import ALL_KEYS, PROVISION_STATUS, SCENARIO, TF_DIRECTORY  # noqa: E402
+from workflows.search_attributes import PROVISION_STATUS, SCENARIO, TF_DIRECTORY  # noqa: E402
 
 TARGET_RATIO = 1.15
 SCENARIO_NAME = "happy-path"
@@ -311,49 +311,14 @@ async def stack_iteration(
 # Setup and teardown. ----------------------------------------------------------------------------
 
 
-async def register_search_attributes(client: Client) -> list[str]:
-    """Add our search attributes to a server that lacks them (an existing one, via --address)."""
-    from temporalio.api.operatorservice.v1 import (
-        AddSearchAttributesRequest,
-        ListSearchAttributesRequest,
-    )
-
-    known = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    # The SDK's SearchAttributeIndexedValueType shares its numbers with the proto enum.
-    missing = {
-        key.name: int(key.indexed_value_type.value)
-        for key in ALL_KEYS
-        if key.name not in known.custom_attributes
-    }
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
-    return sorted(missing)
-
-
 @contextlib.asynccontextmanager
 async def temporal_server(address: str | None) -> AsyncIterator[tuple[str, str]]:
     """An existing server at `address`, or a dev server we start (and stop) ourselves."""
     if address:
         yield address, f"existing server at {address}"
         return
-    # The dev server inherits stdout and prints a banner: point it at stderr, so that stdout
-    # carries only the report (one JSON object with --json).
-    sys.stdout.flush()
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli(),
-            search_attributes=ALL_KEYS,
-            dev_server_log_level="error",
-        )
-    finally:
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
+    # stdout carries only the report (one JSON object with --json).
+    env = await start_quiet_dev_server()
     try:
         target = env.client.service_client.config.target_host
         yield target, f"dev server started by this script at {target}"
@@ -414,7 +379,7 @@ async def bench(runs: int, address: str | None) -> dict:
             config = (await connect(settings)).config()
             config["interceptors"] = [*config["interceptors"], ActivityTimer(probe)]
             client = Client(**config)
-            added = await register_search_attributes(client)
+            added = await ensure_search_attributes(client)
             if added:
                 log(f"registered search attributes {', '.join(added)}")
             acts = build_activities(settings)

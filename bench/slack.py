@@ -39,16 +39,14 @@ import time  # noqa: E402
 
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
+from bench.devserver import start_quiet_dev_server  # noqa: E402
 from bot.blocks import APPROVE  # noqa: E402
 from bot.modals import REASON_BLOCK, REASON_INPUT  # noqa: E402
 from provision.bot_main import start_bot  # noqa: E402
 from provision.client import connect  # noqa: E402
-from provision.dev import temporal_cli  # noqa: E402
 from provision.localslack import LocalSlack  # noqa: E402
 from provision.settings import Settings  # noqa: E402
-from workflows.search_attributes import ALL_KEYS  # noqa: E402
 
 log = logging.getLogger("bench.slack")
 
@@ -174,19 +172,8 @@ async def start_worker(settings: Settings, log_file: Path) -> asyncio.subprocess
 async def bench(commands: int, approvals: int) -> dict:
     token = secrets.token_hex(3)
     load_start = os.getloadavg()[0]
-    sys.stdout.flush()
-    # The dev server prints a banner on stdout; keep stdout for the report.
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli(),
-            search_attributes=ALL_KEYS,
-            dev_server_log_level="error",
-        )
-    finally:
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
+    # stdout is kept for the report.
+    env = await start_quiet_dev_server()
     slack = LocalSlack()
     await slack.start()
     try:
