@@ -19,12 +19,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from bot.blocks import escape, render_run_message
-from workflows.models import NotifyInput, RunStatus
+from workflows.models import NOTIFY_ACTIVITY, NotifyInput, RunStatus
 
 log = logging.getLogger(__name__)
 
-# Activity names are part of the workflow's history: never rename them.
-NOTIFY = "notify_run_message"
 # A plan that fits in one section (3000 characters) goes in the thread as a code block anyone
 # can read inline; a longer one goes as a file.
 INLINE_PLAN_LIMIT = 3000
@@ -69,7 +67,7 @@ class SlackNotifier:
         # (channel, thread ts, marker) of plans already in a thread, to skip the thread search.
         self._shared: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
-    @activity.defn(name=NOTIFY)
+    @activity.defn(name=NOTIFY_ACTIVITY)
     async def notify(self, input: NotifyInput) -> None:
         status = input.status
         if status.slack is None:

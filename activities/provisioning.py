@@ -24,6 +24,9 @@ from activities.terraform import (
 )
 from workflows import metrics
 from workflows.models import (
+    APPLY_ACTIVITY,
+    EVALUATE_POLICY_ACTIVITY,
+    PLAN_ACTIVITY,
     ApplyInput,
     ApplyResult,
     PlanInput,
@@ -35,10 +38,6 @@ from workflows.models import (
 
 log = logging.getLogger(__name__)
 
-# Activity names are part of the workflow's history: never rename them.
-PLAN = "terraform_plan"
-APPLY = "terraform_apply"
-EVALUATE_POLICY = "evaluate_policy"
 
 
 def _app_error(exc: TerraformError) -> ApplicationError:
@@ -138,7 +137,7 @@ class ProvisioningActivities:
             variables = variables if variables is not None else record["variables"]
         return tf_directory, dict(variables), step.scenario
 
-    @activity.defn(name=PLAN)
+    @activity.defn(name=PLAN_ACTIVITY)
     async def plan(self, step: PlanInput) -> PlanResult:
         self._check_plan_fault(step)
         env_values, scrub, secret_vars = self._passthrough(step.env_passthrough)
@@ -168,7 +167,7 @@ class ProvisioningActivities:
             plan_document=redacted,
         )
 
-    @activity.defn(name=EVALUATE_POLICY)
+    @activity.defn(name=EVALUATE_POLICY_ACTIVITY)
     async def evaluate_policy(self, request: PolicyInput) -> PolicyReport:
         from activities.policy import PolicyError, PolicySyntaxError
 
@@ -181,7 +180,7 @@ class ProvisioningActivities:
         _count_policy(report)
         return report
 
-    @activity.defn(name=APPLY)
+    @activity.defn(name=APPLY_ACTIVITY)
     async def apply(self, step: ApplyInput) -> ApplyResult:
         info = activity.info()
         plan_path = Path(step.plan_path)

@@ -51,6 +51,7 @@ from temporalio.worker import (  # noqa: E402
 import activities.provisioning as provisioning_module  # noqa: E402
 from activities.provisioning import ProvisioningActivities  # noqa: E402
 from bench.devserver import start_quiet_dev_server  # noqa: E402
+from bench.percentiles import percentile  # noqa: E402
 from provision.client import connect  # noqa: E402
 from provision.dev import ensure_search_attributes, temporal_cli  # noqa: E402
 from provision.runs import PROVISION_WORKFLOW  # noqa: E402
@@ -70,17 +71,6 @@ PY_PROBES = ("prepare", "sha256_file", "redact_plan_document", "render_plan_text
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    pos = (len(ordered) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def median(values: list[float]) -> float:

@@ -41,6 +41,7 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from bench.devserver import start_quiet_dev_server  # noqa: E402
+from bench.percentiles import percentile  # noqa: E402
 from bot.blocks import APPROVE  # noqa: E402
 from bot.modals import REASON_BLOCK, REASON_INPUT  # noqa: E402
 from provision.bot_main import start_bot  # noqa: E402
@@ -54,17 +55,6 @@ ACK_P99_TARGET = 0.200
 APPLY_P50_TARGET = 0.300
 INFRA = "C0INFRA"
 ALICE, BOB = "U0ALICE", "U0BOB"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    pos = (len(ordered) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def summary(values: list[float]) -> dict[str, float]:

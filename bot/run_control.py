@@ -11,7 +11,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from bot.access import AccessPolicy, Refusal
 from bot.blocks import RunRef
@@ -23,9 +23,11 @@ from workflows.models import (
     ExtendTtl,
     RunState,
     RunStatus,
+    no_decision_awaited,
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How many runs' decisions the bot remembers; only the last few minutes matter (double clicks).
 LEDGER_SIZE = 1000
@@ -43,15 +45,6 @@ class ActionRefused(Exception):
 class SentDecision:
     actor: Actor
     approved: bool
-
-
-def already_decided(status: RunStatus) -> str:
-    """Why a run awaits no decision, naming who decided when someone did."""
-    if status.decisions:
-        last = status.decisions[-1]
-        verdict = "approved" if last.is_approved else "denied"
-        return f"already decided: {verdict} by {last.actor.display}"
-    return f"no decision is awaited (the run is {status.state.value})"
 
 
 class RunControl:
@@ -129,7 +122,7 @@ class RunControl:
             self._refuse(
                 ActionRefused(
                     "already_decided" if status.decisions else "not_awaited",
-                    already_decided(status),
+                    no_decision_awaited(status.decisions, status.state),
                 )
             )
         if any(d.actor.kind == "slack" and d.actor.id == user.id for d in status.decisions):
@@ -164,18 +157,11 @@ class RunControl:
                 approver_kind="slack",
             )
             by_signal = ref.by_signal
-            try:
-                outcome = await self.operations.decide(
-                    ref.workflow_id, ref.run_id, decision, by_signal=by_signal
-                )
-            except RunRefused:
-                self.metrics.decisions.labels(kind, "rejected").inc()
-                raise
-            except TemporalUnavailable:
-                self.metrics.decisions.labels(kind, "error").inc()
-                raise
+            outcome = await self._send(
+                kind,
+                self.operations.decide(ref.workflow_id, ref.run_id, decision, by_signal=by_signal),
+            )
             self._remember(ref, user, approve)
-        self.metrics.decisions.labels(kind, "sent").inc()
         log.info(
             "%s of %s (run %s) by %s sent by %s",
             kind,
@@ -209,9 +195,10 @@ class RunControl:
             )
         return status
 
-    async def _send(self, kind: str, action: Awaitable[None]) -> None:
+    async def _send(self, kind: str, action: Awaitable[T]) -> T:
+        """Await what reaches the workflow, counting it as sent, rejected or failed."""
         try:
-            await action
+            result = await action
         except RunRefused:
             self.metrics.decisions.labels(kind, "rejected").inc()
             raise
@@ -219,6 +206,7 @@ class RunControl:
             self.metrics.decisions.labels(kind, "error").inc()
             raise
         self.metrics.decisions.labels(kind, "sent").inc()
+        return result
 
     async def replan(self, user: Actor, ref: RunRef) -> str:
         status = await self._controlled(user, ref)

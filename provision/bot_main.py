@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from bot.app import BotHandle, connect_bot
@@ -45,10 +44,6 @@ def _temporal_errors(what: str) -> Iterator[None]:
         yield
     except RunError as exc:
         raise RunRefused(str(exc)) from None
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-        raise RunRefused(message) from None
     except RPCError as exc:
         if exc.status in _UNAVAILABLE:
             raise TemporalUnavailable(f"{what}: {exc.message}") from None
@@ -107,19 +102,13 @@ class TemporalRunOperations:
         self, workflow_id: str, run_id: str, decision: ApplyDecision, *, by_signal: bool
     ) -> DecisionOutcome | None:
         runs = await self._runs()
-        handle = runs.client.get_workflow_handle(workflow_id, run_id=run_id)
         with _temporal_errors("decision"):
-            if by_signal:
-                await handle.signal("signal_apply_decision", decision)
-                return None
-            return await handle.execute_update(
-                "update_apply_decision", decision, result_type=DecisionOutcome
-            )
+            return await runs.send_decision(workflow_id, run_id, decision, by_signal=by_signal)
 
     async def _signal(self, workflow_id: str, run_id: str, name: str, *args: object) -> None:
         runs = await self._runs()
         with _temporal_errors(name):
-            await runs.client.get_workflow_handle(workflow_id, run_id=run_id).signal(name, *args)
+            await runs.signal(workflow_id, run_id, name, *args)
 
     async def replan(self, workflow_id: str, run_id: str) -> None:
         await self._signal(workflow_id, run_id, "request_continue_as_new")

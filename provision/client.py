@@ -9,8 +9,8 @@ from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
-from codec.converter import build_data_converter
-from codec.keys import load_key_ring
+from codec.converter import NO_KEY_MESSAGE, build_data_converter
+from codec.keys import KeyRing, load_key_ring
 from provision.settings import ConfigurationError, Settings
 from workflows.metrics import HISTOGRAM_BUCKETS
 
@@ -21,17 +21,24 @@ class TemporalUnreachable(Exception):
     """No Temporal server answered at the configured address."""
 
 
-def data_converter_for(settings: Settings) -> DataConverter:
+def key_ring_for(settings: Settings) -> KeyRing | None:
+    """The configured payload keys; with encryption on, there must be some."""
     spec = settings.codec_keys.get_secret_value() if settings.codec_keys else None
     try:
         key_ring = load_key_ring(spec, settings.codec_key_file)
-        return build_data_converter(
-            key_ring=key_ring,
-            encrypt=settings.encrypt_payloads,
-            compress=settings.compress_payloads,
-        )
     except (ValueError, OSError) as exc:
         raise ConfigurationError(str(exc).splitlines()[0]) from None
+    if settings.encrypt_payloads and key_ring is None:
+        raise ConfigurationError(NO_KEY_MESSAGE)
+    return key_ring
+
+
+def data_converter_for(settings: Settings) -> DataConverter:
+    return build_data_converter(
+        key_ring=key_ring_for(settings),
+        encrypt=settings.encrypt_payloads,
+        compress=settings.compress_payloads,
+    )
 
 
 def tls_config_for(settings: Settings) -> TLSConfig | bool:

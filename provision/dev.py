@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from provision.client import TemporalUnreachable, build_runtime, connect
+from provision.client import TemporalUnreachable, build_runtime, connect, key_ring_for
 from provision.settings import ConfigurationError, Settings
 from workflows.search_attributes import ALL_KEYS
 
@@ -180,18 +180,9 @@ async def run_worker_main(settings: Settings) -> int:
 
 def codec_app_for(settings: Settings, origins: list[str]):
     """The codec server app, configured from settings (keys, token, CORS, namespaces)."""
-    from codec.keys import load_key_ring
     from codec.server import build_codec_app
 
-    spec = settings.codec_keys.get_secret_value() if settings.codec_keys else None
-    try:
-        key_ring = load_key_ring(spec, settings.codec_key_file)
-    except (ValueError, OSError) as exc:
-        raise ConfigurationError(str(exc).splitlines()[0]) from None
-    if settings.encrypt_payloads and key_ring is None:
-        raise ConfigurationError(
-            "ENCRYPT_PAYLOADS=true needs a key: set PROVISION_CODEC_KEYS or PROVISION_CODEC_KEY_FILE"
-        )
+    key_ring = key_ring_for(settings)
     token = settings.codec_auth_token.get_secret_value() if settings.codec_auth_token else None
     return build_codec_app(
         key_ring=key_ring,

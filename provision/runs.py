@@ -31,6 +31,7 @@ from workflows.models import (
     ProvisionResult,
     RunState,
     RunStatus,
+    no_decision_awaited,
     workflow_id_for,
 )
 from workflows.search_attributes import ALL_KEYS, PROVISION_STATUS, SCENARIO, TF_DIRECTORY
@@ -71,15 +72,6 @@ class RunSummary:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def already_decided(status: RunStatus) -> str:
-    """Why a decision is not awaited, naming who decided when someone did."""
-    if status.decisions:
-        last = status.decisions[-1]
-        verdict = "approved" if last.is_approved else "denied"
-        return f"already decided: {verdict} by {last.actor.display}"
-    return f"no decision is awaited (the run is {status.state.value})"
 
 
 def resolve_workflow_id(target: str) -> str:
@@ -160,13 +152,13 @@ class RunService:
                 raise RunNotFound(f"no run found for {target}") from None
             raise RunError(f"cannot read the state of {target}: {exc.message}") from None
 
-    async def decide(self, target: str, decision: ApplyDecision) -> DecisionOutcome | None:
-        """Approve or deny; by update (validated) unless the run asks for signals."""
-        status = await self.status(target)
-        if status.state != RunState.AWAITING_APPROVAL:
-            raise RunError(f"decision refused: {already_decided(status)}")
-        handle = self.client.get_workflow_handle(status.workflow_id)
-        if status.approval_channel == ApprovalChannel.SIGNAL:
+    async def send_decision(
+        self, workflow_id: str, run_id: str | None, decision: ApplyDecision, *, by_signal: bool
+    ) -> DecisionOutcome | None:
+        """Send a decision to a run: a signal, or the validated update whose refusal (the
+        validator's one line) becomes a RunError. Connection trouble stays an RPCError."""
+        handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
+        if by_signal:
             await handle.signal("signal_apply_decision", decision)
             return None
         try:
@@ -176,7 +168,23 @@ class RunService:
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-            raise RunError(f"decision refused: {message}") from None
+            raise RunError(message) from None
+
+    async def signal(self, workflow_id: str, run_id: str | None, name: str, *args: object) -> None:
+        await self.client.get_workflow_handle(workflow_id, run_id=run_id).signal(name, *args)
+
+    async def decide(self, target: str, decision: ApplyDecision) -> DecisionOutcome | None:
+        """Approve or deny; by update (validated) unless the run asks for signals."""
+        status = await self.status(target)
+        if status.state != RunState.AWAITING_APPROVAL:
+            raise RunError(
+                f"decision refused: {no_decision_awaited(status.decisions, status.state)}"
+            )
+        by_signal = status.approval_channel == ApprovalChannel.SIGNAL
+        try:
+            return await self.send_decision(status.workflow_id, None, decision, by_signal=by_signal)
+        except RunError as exc:
+            raise RunError(f"decision refused: {exc}") from None
         except RPCError as exc:
             raise RunError(f"decision refused: {exc.message}") from None
 
@@ -184,7 +192,7 @@ class RunService:
         status = await self.status(target)
         if status.state.is_final:
             raise RunError(f"{status.workflow_id} is {status.state.value}: nothing to replan")
-        await self.client.get_workflow_handle(status.workflow_id).signal("request_continue_as_new")
+        await self.signal(status.workflow_id, None, "request_continue_as_new")
         return status
 
     async def list_runs(self, state: str | None = None, limit: int = 50) -> list[RunSummary]:

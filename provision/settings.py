@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from workflows.models import ENV_NAME_PATTERN, NAME_PATTERN
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -179,7 +181,7 @@ class Settings(BaseSettings):
     @classmethod
     def _env_names(cls, v: list[str]) -> list[str]:
         for name in v:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
+            if not ENV_NAME_PATTERN.match(name):
                 raise ValueError(f"{name!r} is not an environment variable name")
         return v
 
@@ -237,8 +239,8 @@ class Settings(BaseSettings):
     @field_validator("tf_var_prefix")
     @classmethod
     def _prefix(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^[a-z0-9][a-z0-9-]{0,30}$", v):
-            raise ValueError(f"{v!r} must match ^[a-z0-9][a-z0-9-]{{0,30}}$")
+        if v is not None and not NAME_PATTERN.match(v):
+            raise ValueError(f"{v!r} must match {NAME_PATTERN.pattern}")
         return v
 
     @property

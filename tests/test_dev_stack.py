@@ -3,49 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, Stack, temporal_cli_path
+from provision.dev import port_open
+from tests.conftest import VENV_BIN, Stack, free_port, payload_texts, temporal_cli_path
 
 pytestmark = pytest.mark.e2e
-
-
-def payload_texts(node: object) -> list[str]:
-    """Every payload's metadata and data in a `temporal workflow show` JSON, base64-decoded."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("data"), str) and isinstance(node.get("metadata"), dict):
-            found.append(base64.b64decode(node["data"]).decode(errors="replace"))
-            found += [base64.b64decode(v).decode(errors="replace")
-                      for v in node["metadata"].values()]
-        for value in node.values():
-            found += payload_texts(value)
-    elif isinstance(node, list):
-        for item in node:
-            found += payload_texts(item)
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 async def read_until(proc: asyncio.subprocess.Process, needle: str, timeout: float) -> str:
@@ -91,7 +60,7 @@ async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
         banner = await read_until(dev, "Ready.", timeout=90)
         assert f"http://localhost:{ui_port}" in banner
         assert address in banner
-        assert port_open(ui_port), "the Temporal UI is not listening"
+        assert port_open("127.0.0.1", ui_port), "the Temporal UI is not listening"
         assert (data_dir / "temporal.db").exists()
         assert (data_dir / "terraform" / "cli.tfrc").exists()
         # Encryption on with no key configured: dev wrote one, readable by its owner only.
@@ -123,8 +92,8 @@ async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
             dev.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(dev.wait(), 60)
     assert code == 0
-    assert not port_open(grpc_port), "the dev server outlived `provision dev`"
-    assert not port_open(ui_port)
+    assert not port_open("127.0.0.1", grpc_port), "the dev server outlived `provision dev`"
+    assert not port_open("127.0.0.1", ui_port)
 
 
 async def test_dev_uses_a_server_that_already_answers(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from provision.dev import start_local_slack
 from provision.localslack import LocalSlack
 from provision.localslack.ui import provision_command_hints
 from provision.settings import ConfigurationError, Settings, load_settings
+from tests.conftest import free_port
 from workflows.scenarios import SCENARIOS
 
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
@@ -401,11 +401,6 @@ async def test_state_of_unknown_users_and_channels_is_refused(
 
 # -- provision dev's wiring -----------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_local_slack_port_setting(monkeypatch: pytest.MonkeyPatch) -> None:

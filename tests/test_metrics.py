@@ -35,7 +35,7 @@ from temporalio.worker import Replayer, Worker
 from codec.converter import build_data_converter
 from provision.client import build_runtime, connect
 from provision.settings import ConfigurationError, Settings, load_settings
-from tests.conftest import VENV_BIN, Stack, run_process, wait_until
+from tests.conftest import VENV_BIN, Stack, free_port, run_process, wait_until
 from tests.test_workflows import FakeTerraform, request
 from workflows import metrics as names
 from workflows.models import NotifyInput, ProvisionResult, RunState, SlackMessageRef
@@ -156,11 +156,6 @@ def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.read().decode()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -6,7 +6,6 @@ A change to workflow code that would break runs in flight fails here; guard it w
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -16,26 +15,9 @@ from temporalio.worker import Replayer
 
 from codec.converter import build_data_converter
 from codec.keys import KeyRing
+from tests.conftest import payload_parts
 from tests.histories.record import RECORDING_KEY_SPEC
 from workflows.provision import DeprovisionInfraWorkflow, ProvisionInfraWorkflow
-
-
-def payload_bytes(node: object) -> list[bytes]:
-    """Every payload's data and metadata, base64-decoded, from a history in JSON form."""
-    found: list[bytes] = []
-    if isinstance(node, dict):
-        if "data" in node and isinstance(node["data"], str):
-            found.append(base64.b64decode(node["data"]))
-        for key, value in node.items():
-            if key == "metadata" and isinstance(value, dict):
-                found += [base64.b64decode(v) for v in value.values() if isinstance(v, str)]
-            else:
-                found += payload_bytes(value)
-    elif isinstance(node, list):
-        for item in node:
-            found += payload_bytes(item)
-    return found
-
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -56,7 +38,7 @@ async def test_replay(path: Path) -> None:
         compress=encrypted,
     )
     raw = json.loads(path.read_text())
-    readable = b"\n".join(payload_bytes(raw))
+    readable = b"\n".join(payload_parts(raw))
     # Plain histories show the plan; recorded encrypted payloads show nothing readable.
     assert (b"null_resource" in readable) is not encrypted
     history = WorkflowHistory.from_json(path.stem, raw)

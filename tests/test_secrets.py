@@ -9,11 +9,9 @@ worker log and every CLI output are searched for the canary.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,31 +20,12 @@ import pytest
 import pytest_asyncio
 
 from codec.keys import KeyRing
-from tests.conftest import VENV_BIN, Stack, wait_until
+from tests.conftest import VENV_BIN, Stack, free_port, payload_texts, wait_until
 
 pytestmark = pytest.mark.e2e
 
 CANARY = "canary-Zq8vW3xK-secret"
 KEYS = KeyRing.generate("hygiene-test").to_spec()
-
-
-def decoded_payloads(node: object) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("data"), str) and isinstance(node.get("metadata"), dict):
-            found.append(base64.b64decode(node["data"]).decode(errors="replace"))
-        for value in node.values():
-            found += decoded_payloads(value)
-    elif isinstance(node, list):
-        for item in node:
-            found += decoded_payloads(item)
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -134,7 +113,7 @@ async def test_the_canary_appears_nowhere(secret_stack: tuple[Stack, str]) -> No
         )
         assert raw.returncode == 0, raw
         assert CANARY not in raw.stdout
-        raw_payloads = decoded_payloads(json.loads(raw.stdout))
+        raw_payloads = payload_texts(json.loads(raw.stdout))
         assert raw_payloads, "no payloads found in the history"
         assert not any(CANARY in p for p in raw_payloads)
 
@@ -143,7 +122,7 @@ async def test_the_canary_appears_nowhere(secret_stack: tuple[Stack, str]) -> No
             "--output", "json", "--codec-endpoint", codec_endpoint,
         )
         assert opened.returncode == 0, opened
-        decoded = "\n".join(decoded_payloads(json.loads(opened.stdout)))
+        decoded = "\n".join(payload_texts(json.loads(opened.stdout)))
         # Decoding worked (the history is readable) and still holds no secret.
         assert "sec-" in decoded
         assert CANARY not in decoded and CANARY not in opened.stdout

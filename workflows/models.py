@@ -21,6 +21,14 @@ WORKSPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 WORKFLOW_ID_PREFIX = "provision-"
 
 
+# Activity names are part of every workflow history: never rename them. The workflows call them
+# by these names, the activities register under them.
+PLAN_ACTIVITY = "terraform_plan"
+APPLY_ACTIVITY = "terraform_apply"
+EVALUATE_POLICY_ACTIVITY = "evaluate_policy"
+NOTIFY_ACTIVITY = "notify_run_message"
+
+
 def workflow_id_for(workspace: str) -> str:
     """The workflow id of a workspace: Temporal's one-running-execution-per-id is the lock."""
     return f"{WORKFLOW_ID_PREFIX}{workspace}"
@@ -213,6 +221,15 @@ class DecisionRecord(BaseModel):
     actor: Actor
     at: datetime
     via: Literal["update", "signal"]
+
+
+def no_decision_awaited(decisions: list[DecisionRecord], state: RunState) -> str:
+    """Why a run awaits no decision, naming who decided when someone did."""
+    if decisions:
+        last = decisions[-1]
+        verdict = "approved" if last.is_approved else "denied"
+        return f"already decided: {verdict} by {last.actor.display}"
+    return f"no decision is awaited (the run is {state.value})"
 
 
 class DecisionOutcome(BaseModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -15,7 +16,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows import metrics
     from workflows.models import (
+        APPLY_ACTIVITY,
+        EVALUATE_POLICY_ACTIVITY,
+        NOTIFY_ACTIVITY,
         OPERATOR,
+        PLAN_ACTIVITY,
         ApplyDecision,
         ApplyInput,
         ApplyResult,
@@ -33,14 +38,10 @@ with workflow.unsafe.imports_passed_through():
         ProvisionResult,
         RunState,
         RunStatus,
+        no_decision_awaited,
     )
     from workflows.search_attributes import PROVISION_STATUS, SCENARIO, TF_DIRECTORY
 
-# Activity names (see activities/provisioning.py); strings keep workflows free of activity code.
-PLAN = "terraform_plan"
-APPLY = "terraform_apply"
-EVALUATE_POLICY = "evaluate_policy"
-NOTIFY = "notify_run_message"
 
 PLAN_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -80,7 +81,6 @@ class _TerraformRun:
     """State, handlers and steps shared by both workflow types."""
 
     workflow_type = ""
-    destroy = False
 
     def _setup(self, request: ProvisionRequest | DeprovisionRequest) -> None:
         self._request = request
@@ -133,11 +133,7 @@ class _TerraformRun:
         """Why this decision cannot be taken now, or None. Shared by validator and signal."""
         actor = decision.actor()
         if not self._awaiting:
-            if self._decisions:
-                last = self._decisions[-1]
-                verdict = "approved" if last.is_approved else "denied"
-                return f"already decided: {verdict} by {last.actor.display}"
-            return f"no decision is awaited (the run is {self._state.value})"
+            return no_decision_awaited(self._decisions, self._state)
         if any(d.actor.id == actor.id and d.actor.kind == actor.kind for d in self._decisions):
             return f"{actor.display} has already decided on this plan"
         requester = self._request.requester
@@ -273,7 +269,7 @@ class _TerraformRun:
             version = self._notify_version
             try:
                 await workflow.execute_activity(
-                    NOTIFY,
+                    NOTIFY_ACTIVITY,
                     NotifyInput(status=self._status()),
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=NOTIFY_RETRY,
@@ -323,7 +319,7 @@ class _TerraformRun:
         self._plan_ids.append(plan_id)
         try:
             plan = await workflow.execute_activity(
-                PLAN,
+                PLAN_ACTIVITY,
                 PlanInput(**self._step_input(), destroy=destroy, plan_id=plan_id),
                 result_type=PlanResult,
                 start_to_close_timeout=timedelta(minutes=15),
@@ -339,7 +335,7 @@ class _TerraformRun:
         await self._pace()
         try:
             self._policy = await workflow.execute_local_activity(
-                EVALUATE_POLICY,
+                EVALUATE_POLICY_ACTIVITY,
                 PolicyInput(plan_document=plan.plan_document),
                 result_type=PolicyReport,
                 start_to_close_timeout=timedelta(seconds=30),
@@ -397,7 +393,7 @@ class _TerraformRun:
         self._set_state(applying)
         await self._pace()
         return await workflow.execute_activity(
-            APPLY,
+            APPLY_ACTIVITY,
             ApplyInput(
                 **self._step_input(), plan_path=plan.plan_path, plan_sha256=plan.plan_sha256
             ),
@@ -466,7 +462,18 @@ class _TerraformRun:
             raise ApplicationError(self._reason, type="PolicyViolation", non_retryable=True)
         return self._result()
 
-    async def _continue_as_new(self, request: ProvisionRequest | DeprovisionRequest) -> None:
+    async def _start(
+        self, request: ProvisionRequest | DeprovisionRequest, *, destroy: bool, applying: RunState
+    ) -> RunState:
+        """Plan, decide and apply; a replan continues as new from here."""
+        self._start_notifier()
+        self._set_state(RunState.INITIALIZING)
+        try:
+            return await self._plan_decide_apply(destroy=destroy, applying=applying)
+        except _Replan:
+            await self._continue_as_new(request)
+
+    async def _continue_as_new(self, request: ProvisionRequest | DeprovisionRequest) -> NoReturn:
         self._set_state(RunState.REPLANNING)
         self._reason = "replan requested: a fresh plan replaces this one"
         await self._flush_notifications()
@@ -498,13 +505,7 @@ class ProvisionInfraWorkflow(_TerraformRun):
 
     @workflow.run
     async def run(self, request: ProvisionRequest) -> ProvisionResult:
-        self._start_notifier()
-        self._set_state(RunState.INITIALIZING)
-        try:
-            final = await self._plan_decide_apply(destroy=False, applying=RunState.APPLYING)
-        except _Replan:
-            await self._continue_as_new(request)
-            raise AssertionError("unreachable") from None
+        final = await self._start(request, destroy=False, applying=RunState.APPLYING)
         if final == RunState.APPLIED and request.ttl_seconds:
             final = await self._ephemeral(request.ttl_seconds)
         return await self._finish(final)
@@ -537,7 +538,6 @@ class ProvisionInfraWorkflow(_TerraformRun):
 @workflow.defn(name="DeprovisionInfraWorkflow")
 class DeprovisionInfraWorkflow(_TerraformRun):
     workflow_type = "DeprovisionInfraWorkflow"
-    destroy = True
 
     @workflow.init
     def __init__(self, request: DeprovisionRequest) -> None:
@@ -545,14 +545,9 @@ class DeprovisionInfraWorkflow(_TerraformRun):
 
     @workflow.run
     async def run(self, request: DeprovisionRequest) -> ProvisionResult:
-        self._start_notifier()
-        self._set_state(RunState.INITIALIZING)
-        try:
-            final = await self._plan_decide_apply(destroy=True, applying=RunState.DESTROYING)
-        except _Replan:
-            await self._continue_as_new(request)
-            raise AssertionError("unreachable") from None
-        return await self._finish(final)
+        return await self._finish(
+            await self._start(request, destroy=True, applying=RunState.DESTROYING)
+        )
 
 
 __all__ = ["ProvisionInfraWorkflow", "DeprovisionInfraWorkflow", "OPERATOR"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -78,23 +79,32 @@ async def _open_decision_modal(
         log.info("could not replace the decision modal: %s", exc.response.get("error"))
 
 
+async def _tell_outcome(
+    services: BotServices, channel: str, user_id: str, action: Awaitable[str]
+) -> None:
+    """Run a button's action and tell the clicker, privately, how it went."""
+    try:
+        message = await action
+    except (ActionRefused, RunRefused) as exc:
+        await services.tell(channel, user_id, f":no_entry_sign: {escape(str(exc))}")
+        return
+    except TemporalUnavailable as exc:
+        await services.tell(
+            channel, user_id, f":warning: Temporal is unreachable: {escape(str(exc))}"
+        )
+        return
+    await services.tell(channel, user_id, f":white_check_mark: {escape(message)}")
+
+
 async def _decide_now(
     services: BotServices, body: dict[str, Any], ref: RunRef, approve: bool
 ) -> None:
     """Signal path: one click decides, as in the original demo."""
     user = slack_actor(body["user"])
     channel, _ = _where(body)
-    try:
-        message = await services.control.decide(user, ref, approve, reason="")
-    except (ActionRefused, RunRefused) as exc:
-        await services.tell(channel, user.id, f":no_entry_sign: {escape(str(exc))}")
-        return
-    except TemporalUnavailable as exc:
-        await services.tell(
-            channel, user.id, f":warning: Temporal is unreachable: {escape(str(exc))}"
-        )
-        return
-    await services.tell(channel, user.id, f":white_check_mark: {escape(message)}")
+    await _tell_outcome(
+        services, channel, user.id, services.control.decide(user, ref, approve, reason="")
+    )
 
 
 def register(app: AsyncApp, services: BotServices) -> None:
@@ -125,26 +135,17 @@ def register(app: AsyncApp, services: BotServices) -> None:
         except ValueError:
             log.warning("a run button without a run reference: %r", action.get("value"))
             return
+        if action["action_id"] == REPLAN:
+            step = services.control.replan(user, ref)
+        elif action["action_id"] == DESTROY_NOW:
+            step = services.control.destroy_now(user, ref)
+        else:
+            step = services.control.extend_ttl(user, ref, EXTEND_SECONDS)
         try:
-            if action["action_id"] == REPLAN:
-                message = await services.control.replan(user, ref)
-            elif action["action_id"] == DESTROY_NOW:
-                message = await services.control.destroy_now(user, ref)
-            else:
-                message = await services.control.extend_ttl(user, ref, EXTEND_SECONDS)
-        except (ActionRefused, RunRefused) as exc:
-            await services.tell(channel, user.id, f":no_entry_sign: {escape(str(exc))}")
-            return
-        except TemporalUnavailable as exc:
-            await services.tell(
-                channel, user.id, f":warning: Temporal is unreachable: {escape(str(exc))}"
-            )
-            return
+            await _tell_outcome(services, channel, user.id, step)
         except Exception:
             log.exception("%s on %s failed", action["action_id"], ref.workflow_id)
             await services.tell(channel, user.id, _SOMETHING_WENT_WRONG)
-            return
-        await services.tell(channel, user.id, f":white_check_mark: {escape(message)}")
 
     app.action(APPROVE)(decision)
     app.action(DENY)(decision)
