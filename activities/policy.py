@@ -132,13 +132,17 @@ class PolicyEvaluator:
         except KeyError as exc:
             raise PolicyError(f"a rule produced a finding without {exc}: {item!r}") from exc
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
             raise PolicyError(f"a rule produced a malformed finding {item!r}: {problems}") from exc
 
     def _query_error(self, output: regopy.Output, plan_document: dict) -> Exception:
         errors = _error_messages(output.node())
         # The same error is often reported once per rule body that hits it.
-        unique = dict.fromkeys(f"{code}: {message}" if code else message for code, message in errors)
+        unique = dict.fromkeys(
+            f"{code}: {message}" if code else message for code, message in errors
+        )
         detail = "; ".join(unique)
         # Anything but an evaluation error is the compiler speaking, i.e. a broken policy file.
         if errors and not all(code.startswith("eval_") for code, _ in errors):

@@ -39,7 +39,6 @@ from workflows.models import (
 log = logging.getLogger(__name__)
 
 
-
 def _app_error(exc: TerraformError) -> ApplicationError:
     return ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable)
 
@@ -150,9 +149,7 @@ class ProvisioningActivities:
             plan_path = self.runner.plans_dir(step.workspace) / f"{step.plan_id}.tfplan"
             self.runner.discard_plans(step.workspace)
             with _timed("plan"):
-                document = await self.runner.plan(
-                    work, plan_path, env, scrub, destroy=step.destroy
-                )
+                document = await self.runner.plan(work, plan_path, env, scrub, destroy=step.destroy)
         except TerraformError as exc:
             raise _app_error(exc) from None
         redacted = redact_plan_document(document, scrub, secret_vars)

@@ -72,4 +72,6 @@ class CompressionCodec(PayloadCodec):
         try:
             return Payload.FromString(plain)
         except DecodeError:
-            raise PayloadCodecError("compressed payload does not hold a serialized Payload") from None
+            raise PayloadCodecError(
+                "compressed payload does not hold a serialized Payload"
+            ) from None

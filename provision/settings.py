@@ -154,9 +154,7 @@ class Settings(BaseSettings):
     slack_approvers: CsvList = Field(
         default_factory=list, validation_alias=_env("PROVISION_SLACK_APPROVERS")
     )
-    allow_self_approval: bool = Field(
-        False, validation_alias=_env("PROVISION_ALLOW_SELF_APPROVAL")
-    )
+    allow_self_approval: bool = Field(False, validation_alias=_env("PROVISION_ALLOW_SELF_APPROVAL"))
     bot_health_address: str = Field(
         "127.0.0.1:8090", validation_alias=_env("PROVISION_BOT_HEALTH_ADDRESS")
     )

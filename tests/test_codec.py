@@ -42,7 +42,9 @@ def json_payload(value: object) -> Payload:
 
 
 def big_json_payload() -> Payload:
-    rows = [{"address": f"null_resource.r{i}", "action": "create", "note": MARKER} for i in range(300)]
+    rows = [
+        {"address": f"null_resource.r{i}", "action": "create", "note": MARKER} for i in range(300)
+    ]
     return json_payload(rows)
 
 
@@ -288,7 +290,11 @@ async def test_compression_only_when_it_shrinks() -> None:
     assert packed.ByteSize() < compressible.ByteSize() / 5
     assert random_out == incompressible
     assert tiny_out == tiny
-    assert await codec.decode([packed, random_out, tiny_out]) == [compressible, incompressible, tiny]
+    assert await codec.decode([packed, random_out, tiny_out]) == [
+        compressible,
+        incompressible,
+        tiny,
+    ]
 
 
 async def test_compression_never_grows_a_payload_near_the_threshold() -> None:

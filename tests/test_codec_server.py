@@ -201,7 +201,8 @@ async def test_preflight_for_allowed_origin(make_client: ClientFactory) -> None:
 async def test_preflight_for_other_origin_is_refused(make_client: ClientFactory) -> None:
     client = await make_client()
     response = await client.options(
-        "/decode", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        "/decode",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert response.status == 403
     assert "Access-Control-Allow-Origin" not in response.headers
@@ -503,8 +504,7 @@ def payloads_in(node: Any) -> Iterator[dict[str, Any]]:
 def readable_texts(history: dict[str, Any]) -> list[str]:
     """Every payload's data, base64-decoded: where a decoded marker shows up."""
     return [
-        base64.b64decode(p.get("data", "")).decode("utf-8", "replace")
-        for p in payloads_in(history)
+        base64.b64decode(p.get("data", "")).decode("utf-8", "replace") for p in payloads_in(history)
     ]
 
 
@@ -600,7 +600,12 @@ async def test_cli_needs_the_token_when_the_server_has_one(
     endpoint = f"{base}/encryption_codec"
 
     rc, out, err = await show_history(
-        temporal_address, workflow_id, "--codec-endpoint", endpoint, "--codec-auth", f"Bearer {TOKEN}"
+        temporal_address,
+        workflow_id,
+        "--codec-endpoint",
+        endpoint,
+        "--codec-auth",
+        f"Bearer {TOKEN}",
     )
     assert rc == 0, err
     assert any(MARKER in text for text in readable_texts(json.loads(out)))

@@ -21,8 +21,14 @@ async def query(stack: Stack, workflow_id: str, query_type: str):
 
 async def state_is(stack: Stack, workflow_id: str, state: str) -> bool:
     result = await stack.temporal(
-        "workflow", "query", "--workflow-id", workflow_id, "--type", "get_current_status",
-        "--output", "json",
+        "workflow",
+        "query",
+        "--workflow-id",
+        workflow_id,
+        "--type",
+        "get_current_status",
+        "--output",
+        "json",
     )
     return result.returncode == 0 and json.loads(result.stdout)["queryResult"][0] == state
 
@@ -50,15 +56,28 @@ async def test_update_and_queries_with_the_temporal_cli(stack: Stack) -> None:
     assert await query(stack, workflow_id, "get_reason") == ""
 
     empty = await stack.temporal(
-        "workflow", "update", "execute", "--workflow-id", workflow_id,
-        "--name", "update_apply_decision", "--input", '{"is_approved": true, "reason": ""}',
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        "update_apply_decision",
+        "--input",
+        '{"is_approved": true, "reason": ""}',
     )
     assert empty.returncode != 0 and "reason is required" in empty.output
 
     approved = await stack.temporal(
-        "workflow", "update", "execute", "--workflow-id", workflow_id,
-        "--name", "update_apply_decision",
-        "--input", '{"is_approved": true, "reason": "Approved after review"}',
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        "update_apply_decision",
+        "--input",
+        '{"is_approved": true, "reason": "Approved after review"}',
     )
     assert approved.returncode == 0, approved
     await wait_until(lambda: state_is(stack, workflow_id, "applied"), what="applied")
@@ -66,19 +85,33 @@ async def test_update_and_queries_with_the_temporal_cli(stack: Stack) -> None:
     assert await query(stack, workflow_id, "get_progress") == 100
 
     second = await stack.temporal(
-        "workflow", "update", "execute", "--workflow-id", workflow_id,
-        "--name", "update_apply_decision",
-        "--input", '{"is_approved": false, "reason": "too late"}',
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        "update_apply_decision",
+        "--input",
+        '{"is_approved": false, "reason": "too late"}',
     )
     assert second.returncode != 0
-    assert (await stack.run("destroy", "democli-human-in-the-loop-update", "--wait")).returncode == 0
+    assert (
+        await stack.run("destroy", "democli-human-in-the-loop-update", "--wait")
+    ).returncode == 0
 
 
 async def test_signal_deny_with_the_temporal_cli(stack: Stack) -> None:
     workflow_id = await start_waiting(stack, "human-in-the-loop-signal", "democli")
     sent = await stack.temporal(
-        "workflow", "signal", "--workflow-id", workflow_id, "--name", "signal_apply_decision",
-        "--input", '{"is_approved": false}',
+        "workflow",
+        "signal",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        "signal_apply_decision",
+        "--input",
+        '{"is_approved": false}',
     )
     assert sent.returncode == 0, sent
     await wait_until(lambda: state_is(stack, workflow_id, "rejected"), what="rejected")
@@ -87,8 +120,9 @@ async def test_signal_deny_with_the_temporal_cli(stack: Stack) -> None:
 
 async def test_replan_signal_with_the_temporal_cli(stack: Stack) -> None:
     workflow_id = await start_waiting(stack, "human-in-the-loop-update", "replan")
-    first = await stack.temporal("workflow", "describe", "--workflow-id", workflow_id,
-                                 "--output", "json")
+    first = await stack.temporal(
+        "workflow", "describe", "--workflow-id", workflow_id, "--output", "json"
+    )
     first_run = json.loads(first.stdout)["workflowExecutionInfo"]["execution"]["runId"]
     sent = await stack.temporal(
         "workflow", "signal", "--workflow-id", workflow_id, "--name", "request_continue_as_new"
@@ -115,20 +149,23 @@ async def test_reset_to_the_plan_step_asks_again(stack: Stack) -> None:
     )
     events = json.loads(history.stdout)["events"]
     plan_done = next(
-        int(e["eventId"])
-        for e in events
-        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_COMPLETED"
+        int(e["eventId"]) for e in events if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_COMPLETED"
     )
     # Reset points are workflow-task boundaries: the first task completed after the plan.
     reset_point = next(
         int(e["eventId"])
         for e in events
-        if int(e["eventId"]) > plan_done
-        and e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"
+        if int(e["eventId"]) > plan_done and e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"
     )
     reset = await stack.temporal(
-        "workflow", "reset", "--workflow-id", workflow_id, "--event-id", str(reset_point),
-        "--reason", "re-check policy",
+        "workflow",
+        "reset",
+        "--workflow-id",
+        workflow_id,
+        "--event-id",
+        str(reset_point),
+        "--reason",
+        "re-check policy",
     )
     assert reset.returncode == 0, reset
     await wait_until(lambda: state_is(stack, workflow_id, "awaiting_approval"), what="waiting")

@@ -53,8 +53,11 @@ async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
         "PYTHONUNBUFFERED": "1",
     }
     dev = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "provision"), "dev", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        str(VENV_BIN / "provision"),
+        "dev",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         banner = await read_until(dev, "Ready.", timeout=90)
@@ -73,13 +76,20 @@ async def test_dev_starts_everything_and_stops_it(tmp_path: Path) -> None:
         run = await stack.run("run", "happy-path", "--prefix", "dev", "--wait", "--json")
         assert run.returncode == 0, run
         workflow_id = run.json()["workflow_id"]
-        sealed = await stack.temporal("workflow", "show", "--workflow-id", workflow_id,
-                                      "--output", "json")
+        sealed = await stack.temporal(
+            "workflow", "show", "--workflow-id", workflow_id, "--output", "json"
+        )
         assert "binary/encrypted" in json.dumps(payload_texts(json.loads(sealed.stdout)))
         assert "dev-happy-path" not in "".join(payload_texts(json.loads(sealed.stdout)))
         opened = await stack.temporal(
-            "workflow", "show", "--workflow-id", workflow_id, "--output", "json",
-            "--codec-endpoint", f"http://127.0.0.1:{codec_port}/encryption_codec",
+            "workflow",
+            "show",
+            "--workflow-id",
+            workflow_id,
+            "--output",
+            "json",
+            "--codec-endpoint",
+            f"http://127.0.0.1:{codec_port}/encryption_codec",
         )
         assert "dev-happy-path" in "".join(payload_texts(json.loads(opened.stdout)))
         assert run.json()["status"] == "applied"
@@ -110,8 +120,11 @@ async def test_dev_uses_a_server_that_already_answers(
         "PYTHONUNBUFFERED": "1",
     }
     dev = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "provision"), "dev", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        str(VENV_BIN / "provision"),
+        "dev",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         banner = await read_until(dev, "Ready.", timeout=60)
@@ -122,9 +135,16 @@ async def test_dev_uses_a_server_that_already_answers(
         assert await asyncio.wait_for(dev.wait(), 60) == 0
     # The shared server is still there: `provision dev` stops only what it started.
     proc = await asyncio.create_subprocess_exec(
-        temporal_cli_path(), "operator", "namespace", "describe", "--namespace", "default",
-        "--address", temporal_address,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        temporal_cli_path(),
+        "operator",
+        "namespace",
+        "describe",
+        "--namespace",
+        "default",
+        "--address",
+        temporal_address,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     assert await proc.wait() == 0
 
@@ -138,9 +158,16 @@ async def test_search_attributes_are_registered_where_missing(temporal_env) -> N
     namespace = f"sa-{uuid.uuid4().hex[:8]}"
     address = temporal_env.client.service_client.config.target_host
     created = await asyncio.create_subprocess_exec(
-        temporal_cli_path(), "operator", "namespace", "create", "--namespace", namespace,
-        "--address", address,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        temporal_cli_path(),
+        "operator",
+        "namespace",
+        "create",
+        "--namespace",
+        namespace,
+        "--address",
+        address,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     assert await created.wait() == 0
     client = await Client.connect(address, namespace=namespace)

@@ -286,13 +286,23 @@ def test_the_package_builds_from_exactly_what_the_image_copies(tmp_path: Path) -
                     (context / relative).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(file, context / relative)
     data_files = {
-        str(f.relative_to(context)) for f in context.rglob("*")
+        str(f.relative_to(context))
+        for f in context.rglob("*")
         if f.is_file() and f.suffix != ".py" and f.parent != context
     }
     out = tmp_path / "wheels"
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out),
-         str(context)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(out),
+            str(context),
+        ],
         capture_output=True,
         text=True,
         timeout=240,
@@ -300,13 +310,19 @@ def test_the_package_builds_from_exactly_what_the_image_copies(tmp_path: Path) -
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = out.glob("provision-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("provision/cli.py", "provision/worker.py", "bot/app.py",
-                   "workflows/provision.py", "workflows/metrics.py",
-                   "activities/provisioning.py", "codec/server.py"):
+    for module in (
+        "provision/cli.py",
+        "provision/worker.py",
+        "bot/app.py",
+        "workflows/provision.py",
+        "workflows/metrics.py",
+        "activities/provisioning.py",
+        "codec/server.py",
+    ):
         assert module in names, module
     # Data files (the bot's manifest, the local Slack workspace's web assets) come along.
     assert data_files and data_files <= names, data_files - names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "provision = provision.cli:entrypoint" in zipfile.ZipFile(wheel).read(
-        entry_points
-    ).decode()
+    assert (
+        "provision = provision.cli:entrypoint" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )

@@ -19,8 +19,14 @@ pytestmark = pytest.mark.e2e
 
 async def query_status(stack: Stack, workflow_id: str) -> str | None:
     result = await stack.temporal(
-        "workflow", "query", "--workflow-id", workflow_id, "--type", "get_current_status",
-        "--output", "json",
+        "workflow",
+        "query",
+        "--workflow-id",
+        workflow_id,
+        "--type",
+        "get_current_status",
+        "--output",
+        "json",
     )
     if result.returncode != 0:
         return None
@@ -58,9 +64,7 @@ async def test_human_in_the_loop_update(stack: Stack) -> None:
     waiting = asyncio.ensure_future(
         stack.run("run", "human-in-the-loop-update", "--prefix", "e2e", "--wait", "--json")
     )
-    await wait_until(
-        lambda: _is(stack, workflow_id, "awaiting_approval"), what="awaiting_approval"
-    )
+    await wait_until(lambda: _is(stack, workflow_id, "awaiting_approval"), what="awaiting_approval")
     assert not await stack.namespace_exists("e2e-human-in-the-loop-update")
 
     # A second run on the busy workspace is refused, naming the run that holds it.
@@ -94,9 +98,7 @@ async def _is(stack: Stack, workflow_id: str, state: str) -> bool:
 
 
 async def test_non_recoverable_failure_applies_nothing(stack: Stack) -> None:
-    run = await stack.run(
-        "run", "non-recoverable-failure", "--prefix", "e2e", "--wait", "--json"
-    )
+    run = await stack.run("run", "non-recoverable-failure", "--prefix", "e2e", "--wait", "--json")
     assert run.returncode == 1, run
     data = run.json()
     assert data["status"] == "policy_failed"
@@ -164,9 +166,7 @@ async def test_usage_and_configuration_errors(stack: Stack) -> None:
     bad_prefix = await stack.run("run", "happy-path", "--prefix", "x; rm -rf /")
     assert bad_prefix.returncode == 2 and "prefix" in bad_prefix.stderr
     assert "Traceback" not in bad_prefix.stderr
-    bad_setting = await stack.run(
-        "list", env={"PROVISION_APPROVAL_TIMEOUT": "soon"}
-    )
+    bad_setting = await stack.run("list", env={"PROVISION_APPROVAL_TIMEOUT": "soon"})
     assert bad_setting.returncode == 2
     assert bad_setting.stderr.strip().startswith("provision: PROVISION_APPROVAL_TIMEOUT")
     assert bad_setting.stderr.strip().count("\n") == 0

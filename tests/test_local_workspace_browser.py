@@ -137,27 +137,67 @@ def gallery_blocks() -> list[dict[str, Any]]:
 
     return [
         {"type": "header", "text": text("Gallery <script>window.__xss=1</script> :rocket:")},
-        {"type": "section", "text": {"type": "mrkdwn", "text": GALLERY_TEXT},
-         "accessory": {"type": "button", "action_id": "more", "value": "m", "text": text("More")}},
-        {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": "*Requested by*\n<@U0ALICE>"},
-            {"type": "mrkdwn", "text": "*Run*\n<http://localhost:8233/namespaces/default|run-1>"},
-        ]},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": GALLERY_TEXT},
+            "accessory": {
+                "type": "button",
+                "action_id": "more",
+                "value": "m",
+                "text": text("More"),
+            },
+        },
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": "*Requested by*\n<@U0ALICE>"},
+                {
+                    "type": "mrkdwn",
+                    "text": "*Run*\n<http://localhost:8233/namespaces/default|run-1>",
+                },
+            ],
+        },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "context `run-1`"}]},
         {"type": "divider"},
-        {"type": "actions", "block_id": "acts", "elements": [
-            {"type": "button", "action_id": "open_form", "value": "f", "style": "primary",
-             "text": text("Open form")},
-            {"type": "button", "action_id": "deny", "value": "d", "style": "danger",
-             "text": text("Deny"),
-             "confirm": {"title": text("Deny it?"),
-                         "text": {"type": "mrkdwn", "text": "Really *deny*?"},
-                         "confirm": text("Deny"), "deny": text("Keep it"), "style": "danger"}},
-            {"type": "overflow", "action_id": "menu",
-             "options": [{"text": text("One"), "value": "1"}]},
-        ]},
-        {"type": "video", "title": text("A video"), "video_url": "https://example.com/v",
-         "thumbnail_url": "https://example.com/t.png", "alt_text": "video"},
+        {
+            "type": "actions",
+            "block_id": "acts",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "open_form",
+                    "value": "f",
+                    "style": "primary",
+                    "text": text("Open form"),
+                },
+                {
+                    "type": "button",
+                    "action_id": "deny",
+                    "value": "d",
+                    "style": "danger",
+                    "text": text("Deny"),
+                    "confirm": {
+                        "title": text("Deny it?"),
+                        "text": {"type": "mrkdwn", "text": "Really *deny*?"},
+                        "confirm": text("Deny"),
+                        "deny": text("Keep it"),
+                        "style": "danger",
+                    },
+                },
+                {
+                    "type": "overflow",
+                    "action_id": "menu",
+                    "options": [{"text": text("One"), "value": "1"}],
+                },
+            ],
+        },
+        {
+            "type": "video",
+            "title": text("A video"),
+            "video_url": "https://example.com/v",
+            "thumbnail_url": "https://example.com/t.png",
+            "alt_text": "video",
+        },
     ]
 
 
@@ -167,18 +207,39 @@ FORM = {
     "title": {"type": "plain_text", "text": "A form"},
     "submit": {"type": "plain_text", "text": "Send"},
     "blocks": [
-        {"type": "input", "block_id": "one", "label": {"type": "plain_text", "text": "One line"},
-         "element": {"type": "plain_text_input", "action_id": "v"}},
-        {"type": "input", "block_id": "many", "optional": True,
-         "label": {"type": "plain_text", "text": "Many lines"},
-         "element": {"type": "plain_text_input", "action_id": "v", "multiline": True}},
-        {"type": "input", "block_id": "pick", "label": {"type": "plain_text", "text": "Pick"},
-         "element": {"type": "static_select", "action_id": "v", "options": [
-             {"text": {"type": "plain_text", "text": "Red"}, "value": "red"},
-             {"text": {"type": "plain_text", "text": "Blue"}, "value": "blue"}]}},
-        {"type": "input", "block_id": "when", "optional": True,
-         "label": {"type": "plain_text", "text": "When"},
-         "element": {"type": "datepicker", "action_id": "v"}},
+        {
+            "type": "input",
+            "block_id": "one",
+            "label": {"type": "plain_text", "text": "One line"},
+            "element": {"type": "plain_text_input", "action_id": "v"},
+        },
+        {
+            "type": "input",
+            "block_id": "many",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Many lines"},
+            "element": {"type": "plain_text_input", "action_id": "v", "multiline": True},
+        },
+        {
+            "type": "input",
+            "block_id": "pick",
+            "label": {"type": "plain_text", "text": "Pick"},
+            "element": {
+                "type": "static_select",
+                "action_id": "v",
+                "options": [
+                    {"text": {"type": "plain_text", "text": "Red"}, "value": "red"},
+                    {"text": {"type": "plain_text", "text": "Blue"}, "value": "blue"},
+                ],
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "when",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "When"},
+            "element": {"type": "datepicker", "action_id": "v"},
+        },
     ],
 }
 
@@ -233,39 +294,53 @@ async def test_block_kit_renders_safely_and_everything_works(
     posted = await web.chat_postMessage(channel=INFRA, text="gallery", blocks=gallery_blocks())
     slack.assert_no_validation_failures()
     # A block newer than this client (bypassing the API's validation, as a future Slack would).
-    slack.workspace.post_message(INFRA, user=slack.workspace.bot_user.id, text="future",
-                                 blocks=[{"type": "future_block", "block_id": "f"}])
+    slack.workspace.post_message(
+        INFRA,
+        user=slack.workspace.bot_user.id,
+        text="future",
+        blocks=[{"type": "future_block", "block_id": "f"}],
+    )
     await web.chat_postEphemeral(channel=INFRA, user=ALICE, text="psst, alice")
-    await web.files_upload_v2(channel=INFRA, thread_ts=posted["ts"], filename="plan.txt",
-                              content="+ null_resource.grant\n<b>not html</b>", title="Full plan")
+    await web.files_upload_v2(
+        channel=INFRA,
+        thread_ts=posted["ts"],
+        filename="plan.txt",
+        content="+ null_resource.grant\n<b>not html</b>",
+        title="Full plan",
+    )
 
     await open_as(page, slack, "alice")
     gallery = page.locator(f'#messages > .message[data-ts="{posted["ts"]}"]')
-    await expect(gallery.locator(".bk-header")).to_have_text("Gallery <script>window.__xss=1</script> 🚀")
+    await expect(gallery.locator(".bk-header")).to_have_text(
+        "Gallery <script>window.__xss=1</script> 🚀"
+    )
     section = gallery.locator(".bk-section").first
     await expect(section.locator("b").first).to_have_text("bold")
     await expect(section.locator("i").first).to_have_text("italic")
     await expect(section.locator("s").first).to_have_text("strike")
     await expect(section.locator("code.inline-code")).to_have_text("code")
     await expect(section.locator("a.link", has_text="the docs")).to_have_attribute(
-        "href", "https://example.com/docs")
+        "href", "https://example.com/docs"
+    )
     await expect(section.locator("a.link", has_text="the docs")).to_have_attribute(
-        "target", "_blank")
+        "target", "_blank"
+    )
     await expect(section.locator(".mention", has_text="@bob")).to_be_visible()
     await expect(section.locator(".mention-me")).to_have_text("@alice")
     await expect(section.locator("ul.list li")).to_have_text(["first point", "second point"])
     await expect(section.locator("blockquote")).to_have_text("a quote")
-    await expect(section.locator("pre.code-block")).to_have_text(
-        "plan with <tags> and *no bold*")
+    await expect(section.locator("pre.code-block")).to_have_text("plan with <tags> and *no bold*")
     await expect(section).to_contain_text("snake_case_stays plain ✅ @here")
     await expect(section).to_contain_text("<script>window.__xss=1</script>")
     await expect(gallery.locator(".bk-fields .bk-field")).to_have_count(2)
-    await expect(gallery.locator('a[href="http://localhost:8233/namespaces/default"]')).to_have_text(
-        "run-1")
+    await expect(
+        gallery.locator('a[href="http://localhost:8233/namespaces/default"]')
+    ).to_have_text("run-1")
     await expect(gallery.locator(".bk-button.primary")).to_have_text("Open form")
     await expect(gallery.locator(".bk-button.danger")).to_have_text("Deny")
     await expect(gallery.locator(".bk-unsupported")).to_have_text(
-        ["⚠ unsupported element: overflow", "⚠ unsupported block: video"])
+        ["⚠ unsupported element: overflow", "⚠ unsupported block: video"]
+    )
     future = page.locator(".message", has_text="future").locator(".bk-unsupported")
     await expect(future).to_have_text("⚠ unsupported block: future_block")
     # Nothing from the text became markup: no script, no image, no javascript: link.
@@ -302,7 +377,8 @@ async def test_block_kit_renders_safely_and_everything_works(
     await modal.locator('[data-block-id="many"] textarea').fill("line 1\nline 2")
     await modal.locator("[data-role=submit]").click()
     await expect(modal.locator('[data-block-id="one"] .bk-error')).to_have_text(
-        "Please complete this required field.")
+        "Please complete this required field."
+    )
     # What was typed survives the error redraw.
     await expect(modal.locator('[data-block-id="many"] textarea')).to_have_value("line 1\nline 2")
     await modal.locator('[data-block-id="one"] input').fill("hello")
@@ -320,15 +396,19 @@ async def test_block_kit_renders_safely_and_everything_works(
     await expect(thread.locator(".file-title")).to_have_text("Full plan")
     await thread.locator(".file-open").click()
     await expect(page.locator(".file-text-content")).to_have_text(
-        "+ null_resource.grant\n<b>not html</b>")
+        "+ null_resource.grant\n<b>not html</b>"
+    )
     await screenshot(page, "gallery-file.png")
     await page.keyboard.press("Escape")
     await expect(page.locator(".file-viewer")).to_have_count(0)
 
     # Messages are updated in place.
-    await web.chat_update(channel=INFRA, ts=posted["ts"], text="changed",
-                          blocks=[{"type": "section", "text": {"type": "mrkdwn",
-                                                               "text": "*changed*"}}])
+    await web.chat_update(
+        channel=INFRA,
+        ts=posted["ts"],
+        text="changed",
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*changed*"}}],
+    )
     await expect(gallery.locator(".edited")).to_have_text("(edited)")
     await expect(gallery.locator(".content b")).to_have_text("changed")
     await expect(page.locator("#messages > .message")).to_have_count(2)
@@ -341,28 +421,43 @@ MRKDWN_CASES = [
     # Markers count only at word boundaries.
     ("a*b*c snake_case_name 2*3*4", '<div class="line">a*b*c snake_case_name 2*3*4</div>'),
     ("* not bold *", '<div class="line">* not bold *</div>'),
-    ("`*code*` &lt;b&gt; &amp;lt;",
-     '<div class="line"><code class="inline-code">*code*</code> &lt;b&gt; &amp;lt;</div>'),
-    ("*<https://x.test/a?b=1&amp;c=2|bold link>*",
-     '<div class="line"><b><a class="link" href="https://x.test/a?b=1&amp;c=2" target="_blank" '
-     'rel="noopener noreferrer">bold link</a></b></div>'),
-    ("<https://x.test>", '<div class="line"><a class="link" href="https://x.test" '
-     'target="_blank" rel="noopener noreferrer">https://x.test</a></div>'),
+    (
+        "`*code*` &lt;b&gt; &amp;lt;",
+        '<div class="line"><code class="inline-code">*code*</code> &lt;b&gt; &amp;lt;</div>',
+    ),
+    (
+        "*<https://x.test/a?b=1&amp;c=2|bold link>*",
+        '<div class="line"><b><a class="link" href="https://x.test/a?b=1&amp;c=2" target="_blank" '
+        'rel="noopener noreferrer">bold link</a></b></div>',
+    ),
+    (
+        "<https://x.test>",
+        '<div class="line"><a class="link" href="https://x.test" '
+        'target="_blank" rel="noopener noreferrer">https://x.test</a></div>',
+    ),
     ("<javascript:alert(1)|x> <data:text/html,hi|y>", '<div class="line">x y</div>'),
-    ("<@U0BOB> <@U0NOBODY|who> <!channel> <#C0INFRA>",
-     '<div class="line"><span class="mention" data-user-id="U0BOB">@bob</span> '
-     '<span class="mention" data-user-id="U0NOBODY">@who</span> '
-     '<span class="mention mention-broadcast">@channel</span> '
-     '<span class="mention channel-mention">#infra</span></div>'),
-    ("<!date^0^{date_num} {time}|fallback>",
-     '<div class="line"><span class="date" title="fallback">1970-01-01 00:00</span></div>'),
+    (
+        "<@U0BOB> <@U0NOBODY|who> <!channel> <#C0INFRA>",
+        '<div class="line"><span class="mention" data-user-id="U0BOB">@bob</span> '
+        '<span class="mention" data-user-id="U0NOBODY">@who</span> '
+        '<span class="mention mention-broadcast">@channel</span> '
+        '<span class="mention channel-mention">#infra</span></div>',
+    ),
+    (
+        "<!date^0^{date_num} {time}|fallback>",
+        '<div class="line"><span class="date" title="fallback">1970-01-01 00:00</span></div>',
+    ),
     (":white_check_mark: :no_such_emoji:", '<div class="line">✅ :no_such_emoji:</div>'),
-    ("before\n```a &lt; b\n*c*```\nafter",
-     '<div class="line">before</div><pre class="code-block">a &lt; b\n*c*</pre>'
-     '<div class="line">after</div>'),
-    ("&gt; quoted\n> too",
-     '<blockquote class="quote"><div class="line">quoted</div><div class="line">too</div>'
-     "</blockquote>"),
+    (
+        "before\n```a &lt; b\n*c*```\nafter",
+        '<div class="line">before</div><pre class="code-block">a &lt; b\n*c*</pre>'
+        '<div class="line">after</div>',
+    ),
+    (
+        "&gt; quoted\n> too",
+        '<blockquote class="quote"><div class="line">quoted</div><div class="line">too</div>'
+        "</blockquote>",
+    ),
     ("• one\n- two", '<ul class="list"><li>one</li><li>two</li></ul>'),
     ("3. three\n4. four", '<ol class="list" start="3"><li>three</li><li>four</li></ol>'),
     ("<img src=x onerror=alert(1)>", '<div class="line">img src=x onerror=alert(1)</div>'),
@@ -472,7 +567,8 @@ async def test_a_newcomer_runs_the_approval_demo_in_the_browser(
     await composer.press("Tab")
     await composer.press_sequentially("human-in-the-loop-u")
     await expect(page.locator("#completion .completion-item.selected")).to_have_attribute(
-        "data-value", "human-in-the-loop-update")
+        "data-value", "human-in-the-loop-update"
+    )
     await composer.press("Enter")
     # Each run gets its own namespace on the shared test server.
     await composer.press_sequentially("--pre")
@@ -490,12 +586,14 @@ async def test_a_newcomer_runs_the_approval_demo_in_the_browser(
     await expect(run).to_contain_text("Plan")
     await expect(run).to_contain_text("namespace_admin")
     await expect(run.locator('button[data-action-id="run_deny"]')).to_have_class(
-        re.compile(r"\bdanger\b"))
+        re.compile(r"\bdanger\b")
+    )
     await expect(approve).to_have_class(re.compile(r"\bprimary\b"))
     temporal_link = run.locator(f'a.link[href*="/workflows/provision-{name}/"]')
     await expect(temporal_link).to_have_text(f"provision-{name}")
     assert (await temporal_link.get_attribute("href") or "").startswith(
-        workspace.settings.ui_url.rstrip("/") + "/namespaces/default/workflows/")
+        workspace.settings.ui_url.rstrip("/") + "/namespaces/default/workflows/"
+    )
     await screenshot(page, "demo-1-awaiting-approval.png")
 
     # Four eyes: alice asked for it, so she may not approve it.
@@ -533,7 +631,8 @@ async def test_a_newcomer_runs_the_approval_demo_in_the_browser(
 
     # The apply, watched live: the same message, updated in place.
     await expect(run.locator(".bk-field", has_text="State")).to_contain_text(
-        "applied", timeout=RUN_TIMEOUT_MS)
+        "applied", timeout=RUN_TIMEOUT_MS
+    )
     await expect(run).to_contain_text("approved by @bob")
     await expect(run).to_contain_text("Reviewed the admin grant with the team")
     await expect(approve).to_have_count(0)

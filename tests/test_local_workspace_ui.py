@@ -36,13 +36,18 @@ def approve_modal(channel: str, ts: str) -> dict[str, Any]:
         "title": {"type": "plain_text", "text": "Approve plan"},
         "submit": {"type": "plain_text", "text": "Approve"},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [{
-            "type": "input",
-            "block_id": "reason",
-            "label": {"type": "plain_text", "text": "Why?"},
-            "element": {"type": "plain_text_input", "action_id": "reason_input",
-                        "multiline": True},
-        }],
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {"type": "plain_text", "text": "Why?"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "reason_input",
+                    "multiline": True,
+                },
+            }
+        ],
     }
 
 
@@ -71,10 +76,19 @@ async def bolt(slack: LocalSlack) -> AsyncIterator[AsyncApp]:
             text=f"plan for {body['text']}",
             blocks=[
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Plan* 1 to add"}},
-                {"type": "actions", "block_id": "run_actions", "elements": [{
-                    "type": "button", "action_id": "approve", "value": "run-1",
-                    "style": "primary", "text": {"type": "plain_text", "text": "Approve"},
-                }]},
+                {
+                    "type": "actions",
+                    "block_id": "run_actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "action_id": "approve",
+                            "value": "run-1",
+                            "style": "primary",
+                            "text": {"type": "plain_text", "text": "Approve"},
+                        }
+                    ],
+                },
             ],
         )
 
@@ -82,8 +96,11 @@ async def bolt(slack: LocalSlack) -> AsyncIterator[AsyncApp]:
     async def on_approve(ack, body, client):
         await ack()
         if body["user"]["id"] == ALICE:
-            await client.chat_postEphemeral(channel=body["channel"]["id"], user=ALICE,
-                                            text="Four eyes: someone else has to approve")
+            await client.chat_postEphemeral(
+                channel=body["channel"]["id"],
+                user=ALICE,
+                text="Four eyes: someone else has to approve",
+            )
             return
         await client.views_open(
             trigger_id=body["trigger_id"],
@@ -98,8 +115,9 @@ async def bolt(slack: LocalSlack) -> AsyncIterator[AsyncApp]:
             return
         await ack()
         where = json.loads(view["private_metadata"])
-        await client.chat_update(channel=where["channel"], ts=where["ts"],
-                                 text=f"approved: {reason}")
+        await client.chat_update(
+            channel=where["channel"], ts=where["ts"], text=f"approved: {reason}"
+        )
 
     handler = AsyncSocketModeHandler(app, slack.app_token)
     await handler.connect_async()
@@ -116,10 +134,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def post(http: aiohttp.ClientSession, slack: LocalSlack, path: str, body: dict[str, Any],
-               **headers: str) -> tuple[int, dict[str, Any]]:
-    async with http.post(slack.url + path.lstrip("/"), data=json.dumps(body),
-                         headers={**JSON_HEADERS, **headers}) as response:
+async def post(
+    http: aiohttp.ClientSession, slack: LocalSlack, path: str, body: dict[str, Any], **headers: str
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(
+        slack.url + path.lstrip("/"), data=json.dumps(body), headers={**JSON_HEADERS, **headers}
+    ) as response:
         return response.status, await response.json()
 
 
@@ -147,8 +167,13 @@ async def test_root_serves_the_page_to_browsers_and_json_to_api_clients(
 
 @pytest.mark.parametrize(
     ("name", "content_type"),
-    [("app.js", "text/javascript"), ("blocks.js", "text/javascript"),
-     ("mrkdwn.js", "text/javascript"), ("style.css", "text/css"), ("index.html", "text/html")],
+    [
+        ("app.js", "text/javascript"),
+        ("blocks.js", "text/javascript"),
+        ("mrkdwn.js", "text/javascript"),
+        ("style.css", "text/css"),
+        ("index.html", "text/html"),
+    ],
 )
 async def test_static_files_are_served_with_their_type(
     slack: LocalSlack, http: aiohttp.ClientSession, name: str, content_type: str
@@ -205,8 +230,9 @@ def test_hints_follow_the_grammar_and_the_scenario_table() -> None:
 async def test_command_click_modal_errors_and_update_through_the_ui_routes(
     slack: LocalSlack, bolt: AsyncApp, http: aiohttp.ClientSession
 ) -> None:
-    status, body = await post(http, slack, "/ui/command",
-                              {"user": ALICE, "text": "/provision happy-path"})
+    status, body = await post(
+        http, slack, "/ui/command", {"user": ALICE, "text": "/provision happy-path"}
+    )
     assert status == 200 and body["known"] is True
     plan = await slack.wait_for(lambda s: s.messages(INFRA), timeout=10)
     ts = plan[0]["ts"]
@@ -216,8 +242,13 @@ async def test_command_click_modal_errors_and_update_through_the_ui_routes(
     assert [e["text"] for e in seen["ephemerals"]] == ["Planning happy-path…"]
     assert (await state(http, slack, BOB))["ephemerals"] == []
 
-    click = {"channel": INFRA, "ts": ts, "action_id": "approve", "value": "run-1",
-             "block_id": "run_actions"}
+    click = {
+        "channel": INFRA,
+        "ts": ts,
+        "action_id": "approve",
+        "value": "run-1",
+        "block_id": "run_actions",
+    }
     status, _ = await post(http, slack, "/ui/click", {"user": ALICE, **click})
     assert status == 200
     await slack.wait_for(lambda s: len(s.ephemerals(ALICE)) == 2, timeout=10)
@@ -230,18 +261,21 @@ async def test_command_click_modal_errors_and_update_through_the_ui_routes(
 
     # Empty: Slack's client refuses it before the app hears of it.
     submit = {"user": BOB, "view_id": modal["id"]}
-    status, body = await post(http, slack, "/ui/view/submit",
-                              {**submit, "values": {"reason": {"reason_input": ""}}})
+    status, body = await post(
+        http, slack, "/ui/view/submit", {**submit, "values": {"reason": {"reason_input": ""}}}
+    )
     assert status == 422 and body["errors"] == {"reason": "Please complete this required field."}
     # Blank: the app refuses it inline; the page reads the error from the state.
-    status, body = await post(http, slack, "/ui/view/submit",
-                              {**submit, "values": {"reason": {"reason_input": "  "}}})
+    status, body = await post(
+        http, slack, "/ui/view/submit", {**submit, "values": {"reason": {"reason_input": "  "}}}
+    )
     assert status == 200 and body["response_action"] == "errors" and not body["closed"]
     [shown] = (await state(http, slack, BOB))["views"]
     assert shown["errors"] == {"reason": "Say why you approve"}
 
-    status, body = await post(http, slack, "/ui/view/submit",
-                              {**submit, "values": {"reason": {"reason_input": "lgtm"}}})
+    status, body = await post(
+        http, slack, "/ui/view/submit", {**submit, "values": {"reason": {"reason_input": "lgtm"}}}
+    )
     assert status == 200 and body["closed"]
     updated = await slack.wait_for(
         lambda s: (m := s.message(INFRA, ts))["text"] == "approved: lgtm" and m, timeout=10
@@ -256,8 +290,12 @@ async def test_closing_a_modal_and_dismissing_an_ephemeral(
 ) -> None:
     await post(http, slack, "/ui/command", {"user": BOB, "text": "/provision x"})
     [plan] = await slack.wait_for(lambda s: s.messages(INFRA), timeout=10)
-    await post(http, slack, "/ui/click", {"user": BOB, "channel": INFRA, "ts": plan["ts"],
-                                          "action_id": "approve"})
+    await post(
+        http,
+        slack,
+        "/ui/click",
+        {"user": BOB, "channel": INFRA, "ts": plan["ts"], "action_id": "approve"},
+    )
     [modal] = await slack.wait_for(lambda s: s.views(BOB), timeout=10)
     status, _ = await post(http, slack, "/ui/view/close", {"user": BOB, "view_id": modal["id"]})
     assert status == 200 and slack.views(BOB) == []
@@ -305,18 +343,29 @@ async def test_the_app_not_answering_is_a_504_and_slack_says_so(
         ("/ui/command", {"user": "U0BOT", "text": "hi"}, 400, "user_not_found"),
         ("/ui/command", {"user": ALICE, "text": "   "}, 400, "no_text"),
         ("/ui/command", {"user": ALICE}, 400, "invalid_arguments"),
-        ("/ui/click", {"user": ALICE, "channel": INFRA, "ts": "1.000001", "action_id": "x"},
-         409, "not_on_screen"),
+        (
+            "/ui/click",
+            {"user": ALICE, "channel": INFRA, "ts": "1.000001", "action_id": "x"},
+            409,
+            "not_on_screen",
+        ),
         ("/ui/view/submit", {"user": ALICE, "view_id": "V0NOPE"}, 409, "not_on_screen"),
-        ("/ui/view/submit", {"user": ALICE, "view_id": "V0NOPE", "values": []}, 400,
-         "invalid_arguments"),
-        ("/ui/command", {"user": ALICE, "text": "x", "channel": "nowhere"}, 400,
-         "channel_not_found"),
+        (
+            "/ui/view/submit",
+            {"user": ALICE, "view_id": "V0NOPE", "values": []},
+            400,
+            "invalid_arguments",
+        ),
+        (
+            "/ui/command",
+            {"user": ALICE, "text": "x", "channel": "nowhere"},
+            400,
+            "channel_not_found",
+        ),
     ],
 )
 async def test_bad_requests_get_a_one_word_error(
-    slack: LocalSlack, http: aiohttp.ClientSession, path: str, body: dict, status: int,
-    error: str
+    slack: LocalSlack, http: aiohttp.ClientSession, path: str, body: dict, status: int, error: str
 ) -> None:
     got, answer = await post(http, slack, path, body)
     assert (got, answer["error"]) == (status, error)
@@ -334,8 +383,9 @@ async def test_other_sites_cannot_drive_the_workspace(
     # DNS rebinding: a foreign name pointed at 127.0.0.1 may neither read nor write.
     status, answer = await post(http, slack, "/ui/command", body, Host="evil.example")
     assert (status, answer["error"]) == (403, "forbidden_host")
-    async with http.get(f"{slack.url}ui/state", params={"user": ALICE},
-                        headers={"Host": "evil.example:80"}) as response:
+    async with http.get(
+        f"{slack.url}ui/state", params={"user": ALICE}, headers={"Host": "evil.example:80"}
+    ) as response:
         assert response.status == 403
     assert slack.messages(INFRA) == []
     status, _ = await post(http, slack, "/ui/command", body, Origin=slack.url.rstrip("/"))
@@ -346,8 +396,9 @@ async def test_uploaded_files_are_shown_as_text_never_as_a_page(
     slack: LocalSlack, http: aiohttp.ClientSession
 ) -> None:
     web = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
-    await web.files_upload_v2(channel=INFRA, content="<script>alert(1)</script>",
-                              filename="evil.html", title="evil")
+    await web.files_upload_v2(
+        channel=INFRA, content="<script>alert(1)</script>", filename="evil.html", title="evil"
+    )
     [shared] = slack.files
     async with http.get(f"{slack.url}ui/files/{shared['id']}") as response:
         assert response.status == 200 and response.content_type == "text/plain"
@@ -359,6 +410,7 @@ async def test_uploaded_files_are_shown_as_text_never_as_a_page(
 
 async def next_change(events: aiohttp.StreamReader, timeout: float = 5.0) -> dict[str, Any]:
     """The next `change` event of an SSE stream."""
+
     async def read() -> dict[str, Any]:
         kind = None
         while True:
@@ -392,15 +444,15 @@ async def test_state_of_unknown_users_and_channels_is_refused(
 ) -> None:
     async with http.get(f"{slack.url}ui/state", params={"user": "U0X"}) as response:
         assert response.status == 400
-    async with http.get(f"{slack.url}ui/state",
-                        params={"user": ALICE, "channel": "nowhere"}) as response:
+    async with http.get(
+        f"{slack.url}ui/state", params={"user": ALICE, "channel": "nowhere"}
+    ) as response:
         assert response.status == 404
     async with http.get(f"{slack.url}ui/events", params={"user": "U0X"}) as response:
         assert response.status == 400
 
 
 # -- provision dev's wiring -----------------------------------------------------------------
-
 
 
 def test_local_slack_port_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -427,8 +479,11 @@ async def test_start_local_slack_points_bot_and_worker_at_it(
         async with http.get(f"{slack.url}ui/config") as response:
             config = await response.json()
         notes = {u["name"]: u["note"] for u in config["users"] if not u["is_bot"]}
-        assert notes == {"alice": "requester · approver", "bob": "approver",
-                         "carol": "not an approver"}
+        assert notes == {
+            "alice": "requester · approver",
+            "bob": "approver",
+            "carol": "not an approver",
+        }
         assert config["commands"][0]["command"] == "/provision"
         with pytest.raises(ConfigurationError, match=f"PROVISION_LOCAL_SLACK_PORT: port {port}"):
             await start_local_slack(Settings(local_slack_port=port))
@@ -442,7 +497,10 @@ async def test_start_local_slack_keeps_configured_approvers() -> None:
     )
     try:
         assert settings.slack_approvers == ["U0CAROL"]
-        assert slack.ui.user_notes == {ALICE: "requester · not an approver",
-                                       BOB: "not an approver", CAROL: "approver"}
+        assert slack.ui.user_notes == {
+            ALICE: "requester · not an approver",
+            BOB: "not an approver",
+            CAROL: "approver",
+        }
     finally:
         await slack.stop()

@@ -228,7 +228,10 @@ async def test_command_button_modal_flow_end_to_end(slack: LocalSlack, bot: Bolt
     assert action["actions"][0]["value"] == "network"
     assert action["actions"][0]["block_id"] == plan["blocks"][1]["block_id"]
     assert action["container"] == {
-        "type": "message", "message_ts": plan["ts"], "channel_id": INFRA, "is_ephemeral": False
+        "type": "message",
+        "message_ts": plan["ts"],
+        "channel_id": INFRA,
+        "is_ephemeral": False,
     }
     [modal] = await slack.wait_for(lambda s: s.views(BOB), timeout=10)
     assert modal["callback_id"] == "approve_modal"
@@ -248,8 +251,10 @@ async def test_command_button_modal_flow_end_to_end(slack: LocalSlack, bot: Bolt
     assert submitted == {"type": "plain_text_input", "value": "lgtm"}
 
     updated = await slack.wait_for(
-        lambda s: s.message(INFRA, plan["ts"])["text"] == "Approved: lgtm"
-        and s.message(INFRA, plan["ts"]),
+        lambda s: (
+            s.message(INFRA, plan["ts"])["text"] == "Approved: lgtm"
+            and s.message(INFRA, plan["ts"])
+        ),
         timeout=15,
     )
     assert "edited" in updated
@@ -357,7 +362,8 @@ async def test_invalid_blocks_are_rejected_and_recorded(
     # 50 blocks and a 150-character header are fine.
     await web.chat_postMessage(channel=INFRA, text="x", blocks=[section("r")] * 50)
     await web.chat_postMessage(
-        channel=INFRA, text="x",
+        channel=INFRA,
+        text="x",
         blocks=[{"type": "header", "text": {"type": "plain_text", "text": "h" * 150}}],
     )
 
@@ -366,16 +372,22 @@ async def test_invalid_view_is_rejected(slack: LocalSlack, web: AsyncWebClient) 
     with pytest.raises(SlackApiError) as raised:
         await web.views_open(
             trigger_id="whatever",
-            view={"type": "modal", "title": {"type": "plain_text", "text": "t" * 25},
-                  "blocks": [section("hi")]},
+            view={
+                "type": "modal",
+                "title": {"type": "plain_text", "text": "t" * 25},
+                "blocks": [section("hi")],
+            },
         )
     assert raised.value.response["error"] == "invalid_arguments"
     assert "title" in raised.value.response["errors"][0]
     with pytest.raises(SlackApiError) as raised:
         await web.views_open(
             trigger_id="whatever",
-            view={"type": "modal", "title": {"type": "plain_text", "text": "t"},
-                  "blocks": [section("b")] * 101},
+            view={
+                "type": "modal",
+                "title": {"type": "plain_text", "text": "t"},
+                "blocks": [section("b")] * 101,
+            },
         )
     assert raised.value.response["error"] == "invalid_arguments"
     assert [f.source for f in slack.validation_failures] == ["views.open", "views.open"]
@@ -448,23 +460,30 @@ async def test_files_upload_v2_lands_in_the_thread(slack: LocalSlack, web: Async
     )
     file_id = uploaded["file"]["id"]
     assert slack.file_content(file_id) == b"+ null_resource.x"
-    thread = await slack.wait_for(lambda s: len(s.thread(INFRA, parent["ts"])) == 2
-                                  and s.thread(INFRA, parent["ts"]), timeout=5)
+    thread = await slack.wait_for(
+        lambda s: len(s.thread(INFRA, parent["ts"])) == 2 and s.thread(INFRA, parent["ts"]),
+        timeout=5,
+    )
     shared = thread[1]
     assert shared["text"] == "full plan attached"
     assert shared["files"][0]["id"] == file_id and shared["files"][0]["name"] == "plan.txt"
     assert [c.method for c in slack.calls][-2:] == [
-        "files.getUploadURLExternal", "files.completeUploadExternal"
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
     ]
     info = await web.files_info(file=file_id)
-    async with aiohttp.ClientSession() as session, session.get(
-        info["file"]["url_private"], headers={"Authorization": f"Bearer {slack.bot_token}"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            info["file"]["url_private"], headers={"Authorization": f"Bearer {slack.bot_token}"}
+        ) as response,
+    ):
         assert await response.read() == b"+ null_resource.x"
 
     with pytest.warns(UserWarning, match="files_upload_v2"):
-        legacy = await web.files_upload(channels=INFRA, content="v1 body", filename="old.txt",
-                                        thread_ts=parent["ts"])
+        legacy = await web.files_upload(
+            channels=INFRA, content="v1 body", filename="old.txt", thread_ts=parent["ts"]
+        )
     assert slack.file_content(legacy["file"]["id"]) == b"v1 body"
     assert len(slack.thread(INFRA, parent["ts"])) == 3
 
@@ -494,8 +513,17 @@ async def test_envelope_shape_ack_payload_and_timeout(slack: LocalSlack, raw: Ra
     assert envelope["accepts_response_payload"] is True
     assert envelope["retry_attempt"] == 0 and envelope["retry_reason"] == ""
     assert set(envelope["payload"]) >= {
-        "token", "team_id", "channel_id", "channel_name", "user_id", "user_name", "command",
-        "text", "response_url", "trigger_id", "api_app_id",
+        "token",
+        "team_id",
+        "channel_id",
+        "channel_name",
+        "user_id",
+        "user_name",
+        "command",
+        "text",
+        "response_url",
+        "trigger_id",
+        "api_app_id",
     }
     await raw.ack(envelope["envelope_id"], {"response_type": "in_channel", "text": "on it"})
     ack = await command
@@ -558,8 +586,9 @@ async def test_response_url_ephemeral_in_channel_replace_and_delete(
         slack.message(INFRA, posted["ts"])
 
 
-async def test_view_stack_push_update_and_close(slack: LocalSlack, raw: RawSocketApp,
-                                                web: AsyncWebClient) -> None:
+async def test_view_stack_push_update_and_close(
+    slack: LocalSlack, raw: RawSocketApp, web: AsyncWebClient
+) -> None:
     posted = await web.chat_postMessage(
         channel=INFRA, text="q", blocks=[{"type": "actions", "elements": [button("open", "1")]}]
     )
@@ -581,7 +610,7 @@ async def test_view_stack_push_update_and_close(slack: LocalSlack, raw: RawSocke
     with pytest.raises(SlackApiError, match="hash_conflict"):
         await web.views_update(view_id=opened["id"], hash="stale", view=modal)
     renamed = {**modal, "title": {"type": "plain_text", "text": "Renamed"}}
-    updated = (await web.views_update(view_id=opened["id"], hash=opened["hash"], view=renamed))
+    updated = await web.views_update(view_id=opened["id"], hash=opened["hash"], view=renamed)
     assert slack.views(ALICE)[0]["title"]["text"] == "Renamed"
     assert updated["view"]["hash"] != opened["hash"]
 
@@ -617,12 +646,17 @@ async def test_required_input_is_checked_by_the_client(
     await raw.ack(action["envelope_id"])
     await click
     required = {**APPROVE_MODAL_INPUT, "optional": False}
-    opened = (await web.views_open(trigger_id=action["payload"]["trigger_id"], view={
-        "type": "modal",
-        "title": {"type": "plain_text", "text": "Approve"},
-        "submit": {"type": "plain_text", "text": "Go"},
-        "blocks": [required],
-    }))["view"]
+    opened = (
+        await web.views_open(
+            trigger_id=action["payload"]["trigger_id"],
+            view={
+                "type": "modal",
+                "title": {"type": "plain_text", "text": "Approve"},
+                "submit": {"type": "plain_text", "text": "Go"},
+                "blocks": [required],
+            },
+        )
+    )["view"]
     with pytest.raises(InputRejected) as rejected:
         await slack.submit_view(ALICE, opened["id"], {})
     assert set(rejected.value.errors) == {"reason"}

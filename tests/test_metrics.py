@@ -53,8 +53,19 @@ RUN_TIMEOUT = 120.0
 # PromQL, as much as it takes to find the metric names in an expression. -------------------
 
 _PROMQL_WORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "inf", "nan",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
 }
 
 
@@ -75,7 +86,7 @@ def metric_names(promql: str) -> set[str]:
     found = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
         word = match.group(0)
-        follows = text[match.end():].lstrip()[:1]
+        follows = text[match.end() :].lstrip()[:1]
         if word.lower() in _PROMQL_WORDS or follows == "(":
             continue  # an operator, a keyword or a function
         found.add(word)
@@ -84,14 +95,16 @@ def metric_names(promql: str) -> set[str]:
 
 def test_metric_names_reads_promql_like_prometheus_would() -> None:
     expr = (
-        'histogram_quantile(0.95, sum by (le, step) (rate(provision_terraform_step_seconds_bucket'
+        "histogram_quantile(0.95, sum by (le, step) (rate(provision_terraform_step_seconds_bucket"
         '{namespace=~"a|b", outcome!="ok"}[5m]))) / on (job) group_left '
         "sum without (instance) (up) > bool 1"
     )
     assert metric_names(expr) == {"provision_terraform_step_seconds_bucket", "up"}
-    assert metric_names(grafana_to_promql(
-        'label_values(temporal_worker_task_slots_available{namespace=~"$namespace"}, task_queue)'
-    )) == {"temporal_worker_task_slots_available"}
+    assert metric_names(
+        grafana_to_promql(
+            'label_values(temporal_worker_task_slots_available{namespace=~"$namespace"}, task_queue)'
+        )
+    ) == {"temporal_worker_task_slots_available"}
 
 
 def dashboard_queries(board: dict) -> list[str]:
@@ -132,7 +145,8 @@ def queried_metrics() -> dict[str, set[str]]:
 
 def worker_metrics_queried() -> set[str]:
     return {
-        n for n in queried_metrics()
+        n
+        for n in queried_metrics()
         if n.startswith(("temporal_", "provision_")) and not n.startswith("provision_bot_")
     }
 
@@ -157,7 +171,6 @@ def scrape(url: str) -> str:
         return response.read().decode()
 
 
-
 @contextmanager
 def listening(port: int = 0) -> Iterator[int]:
     """A socket that holds a port (or finds it already held by someone else)."""
@@ -175,6 +188,7 @@ def listening(port: int = 0) -> Iterator[int]:
 
 
 # Files: compose, Grafana provisioning, dashboards, Prometheus config and rules. ------------
+
 
 def test_compose_file_runs_prometheus_and_grafana_from_the_repo_files() -> None:
     compose = yaml.safe_load((METRICS / "docker-compose.yaml").read_text())
@@ -297,6 +311,7 @@ def test_scrape_targets_are_the_default_addresses() -> None:
 
 # Settings and the runtime. -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -361,6 +376,7 @@ async def test_worker_refuses_to_start_on_a_busy_metrics_address(tmp_path: Path)
 
 # The real worker process. ------------------------------------------------------------------
 
+
 @pytest_asyncio.fixture(scope="module")
 async def metrics_stack(
     temporal_env: WorkflowEnvironment, tmp_path_factory
@@ -384,14 +400,22 @@ async def status_of(stack: Stack, workflow_id: str) -> dict | None:
 async def human_in_the_loop_with_a_replan(stack: Stack) -> None:
     workflow_id = "provision-metrics-human-in-the-loop-update"
     waiting = asyncio.ensure_future(
-        stack.run("run", "human-in-the-loop-update", "--prefix", "metrics", "--wait", "--json",
-                  timeout=RUN_TIMEOUT)
+        stack.run(
+            "run",
+            "human-in-the-loop-update",
+            "--prefix",
+            "metrics",
+            "--wait",
+            "--json",
+            timeout=RUN_TIMEOUT,
+        )
     )
 
     async def awaiting(replans: int) -> bool:
         status = await status_of(stack, workflow_id)
-        return bool(status and status["status"] == "awaiting_approval"
-                    and status["replan_count"] == replans)
+        return bool(
+            status and status["status"] == "awaiting_approval" and status["replan_count"] == replans
+        )
 
     await wait_until(lambda: awaiting(0), what="awaiting approval")
     assert (await stack.run("replan", workflow_id)).returncode == 0
@@ -403,8 +427,9 @@ async def human_in_the_loop_with_a_replan(stack: Stack) -> None:
 
 
 async def run_expecting(stack: Stack, scenario: str, status: str, code: int) -> None:
-    result = await stack.run("run", scenario, "--prefix", "metrics", "--wait", "--json",
-                             timeout=RUN_TIMEOUT)
+    result = await stack.run(
+        "run", scenario, "--prefix", "metrics", "--wait", "--json", timeout=RUN_TIMEOUT
+    )
     assert result.returncode == code and result.json()["status"] == status, result
 
 
@@ -412,8 +437,16 @@ async def an_undecodable_start(stack: Stack, url: str) -> None:
     """A workflow whose input does not decode: its workflow task fails until terminated."""
     workflow_id = f"metrics-undecodable-{uuid.uuid4().hex[:8]}"
     started = await stack.temporal(
-        "workflow", "start", "--task-queue", stack.task_queue, "--type",
-        "ProvisionInfraWorkflow", "--workflow-id", workflow_id, "--input", '{"bogus": true}',
+        "workflow",
+        "start",
+        "--task-queue",
+        stack.task_queue,
+        "--type",
+        "ProvisionInfraWorkflow",
+        "--workflow-id",
+        workflow_id,
+        "--input",
+        '{"bogus": true}',
     )
     assert started.returncode == 0, started
     try:
@@ -440,10 +473,12 @@ async def test_every_worker_metric_queried_is_exported_by_a_real_worker(
         run_expecting(stack, "api-failure", "applied", 0),
         an_undecodable_start(stack, url),
     )
-    destroyed = await asyncio.gather(*(
-        stack.run("destroy", f"metrics-{scenario}", "--wait", timeout=RUN_TIMEOUT)
-        for scenario in ("happy-path", "human-in-the-loop-update", "api-failure")
-    ))
+    destroyed = await asyncio.gather(
+        *(
+            stack.run("destroy", f"metrics-{scenario}", "--wait", timeout=RUN_TIMEOUT)
+            for scenario in ("happy-path", "human-in-the-loop-update", "api-failure")
+        )
+    )
     assert all(d.returncode == 0 for d in destroyed), destroyed
 
     wanted = worker_metrics_queried() - WORKER_METRICS_NEEDING_A_SLACK_OUTAGE
@@ -466,7 +501,10 @@ async def test_every_worker_metric_queried_is_exported_by_a_real_worker(
     # And with the labels the dashboards group by.
     started = samples(text, names.RUNS_STARTED)
     assert {s["scenario"] for s in started} >= {
-        "happy-path", "human-in-the-loop-update", "non-recoverable-failure", "api-failure",
+        "happy-path",
+        "human-in-the-loop-update",
+        "non-recoverable-failure",
+        "api-failure",
         "destroy",
     }
     assert all(s["task_queue"] == stack.task_queue for s in started)
@@ -474,11 +512,15 @@ async def test_every_worker_metric_queried_is_exported_by_a_real_worker(
     hitl = [s for s in started if s["scenario"] == "human-in-the-loop-update"]
     assert re.search(
         rf'^{names.RUNS_STARTED}\{{[^}}]*scenario="human-in-the-loop-update"[^}}]*\}} 1$',
-        text, re.MULTILINE,
+        text,
+        re.MULTILINE,
     ), hitl
     finished = {(s["scenario"], s["outcome"]) for s in samples(text, names.RUNS_FINISHED)}
-    assert {("happy-path", "applied"), ("non-recoverable-failure", "policy_failed"),
-            ("destroy", "destroyed")} <= finished
+    assert {
+        ("happy-path", "applied"),
+        ("non-recoverable-failure", "policy_failed"),
+        ("destroy", "destroyed"),
+    } <= finished
     waits = {s["outcome"] for s in samples(text, names.APPROVAL_WAIT + "_count")}
     assert waits == {"replanned", "approved"}
     findings = {(s["rule"], s["level"]) for s in samples(text, names.POLICY_FINDINGS)}
@@ -490,6 +532,7 @@ async def test_every_worker_metric_queried_is_exported_by_a_real_worker(
 
 
 # In-process: the Slack-outage metric, and replay. ------------------------------------------
+
 
 async def test_a_notification_that_gives_up_is_counted(
     temporal_env: WorkflowEnvironment,
@@ -506,7 +549,8 @@ async def test_a_notification_that_gives_up_is_counted(
     @activity.defn(name="notify_run_message")
     async def slack_says_no(_: NotifyInput) -> None:
         raise ApplicationError(
-            "Slack chat.update failed: channel_not_found", type="SlackApiError",
+            "Slack chat.update failed: channel_not_found",
+            type="SlackApiError",
             non_retryable=True,
         )
 
@@ -562,8 +606,10 @@ async def replay_metrics(history: str) -> set[str]:
     ("history", "emitted"),
     [
         ("happy_path", {names.RUNS_STARTED, names.RUNS_FINISHED}),
-        ("human_in_the_loop_update",
-         {names.RUNS_STARTED, names.RUNS_FINISHED, names.APPROVAL_WAIT}),
+        (
+            "human_in_the_loop_update",
+            {names.RUNS_STARTED, names.RUNS_FINISHED, names.APPROVAL_WAIT},
+        ),
         ("non_recoverable_failure", {names.RUNS_STARTED, names.RUNS_FINISHED}),
     ],
 )
@@ -573,13 +619,12 @@ async def test_replay_records_no_metrics(
     assert not {n for n in await replay_metrics(history) if n.startswith("provision_")}
     # The control: the same replay, told it is live, records them (so the meter is wired and
     # it is the replay-safe meter that keeps a worker restart from counting runs twice).
-    monkeypatch.setattr(
-        temporalio.workflow.unsafe, "is_replaying", staticmethod(lambda: False)
-    )
+    monkeypatch.setattr(temporalio.workflow.unsafe, "is_replaying", staticmethod(lambda: False))
     assert {n for n in await replay_metrics(history) if n.startswith("provision_")} == emitted
 
 
 # The bot. ------------------------------------------------------------------------------------
+
 
 def bot_sample_names() -> set[str]:
     """Sample names the bot's /metrics can carry, from its prometheus_client registry."""
@@ -607,5 +652,6 @@ def test_every_bot_metric_queried_is_in_the_bots_registry() -> None:
 def test_nothing_queried_is_unaccounted_for() -> None:
     for name, where in queried_metrics().items():
         assert name.startswith(("temporal_", "provision_")) or name in PROMETHEUS_BUILTINS, (
-            name, where,
+            name,
+            where,
         )

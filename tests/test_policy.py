@@ -219,7 +219,9 @@ def test_parse_error_names_file_line_and_column(policy_copy: Path) -> None:
 
 def test_unclosed_brace_is_a_syntax_error(policy_copy: Path) -> None:
     broken = policy_copy / "unclosed.rego"
-    broken.write_text("package provision.rules.unclosed\n\nimport rego.v1\n\nfindings contains f if {\n")
+    broken.write_text(
+        "package provision.rules.unclosed\n\nimport rego.v1\n\nfindings contains f if {\n"
+    )
     with pytest.raises(PolicySyntaxError) as caught:
         PolicyEvaluator(policy_copy)
     assert (caught.value.file, caught.value.line) == (str(broken), 5)

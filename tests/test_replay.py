@@ -24,9 +24,16 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_every_scenario_kind_is_recorded() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"happy_path", "destroy", "human_in_the_loop_update", "ephemeral",
-            "human_in_the_loop_signal_denied", "replan_first_run",
-            "non_recoverable_failure", "happy_path_encrypted"} <= names
+    assert {
+        "happy_path",
+        "destroy",
+        "human_in_the_loop_update",
+        "ephemeral",
+        "human_in_the_loop_signal_denied",
+        "replan_first_run",
+        "non_recoverable_failure",
+        "happy_path_encrypted",
+    } <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

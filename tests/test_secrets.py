@@ -32,14 +32,22 @@ KEYS = KeyRing.generate("hygiene-test").to_spec()
 async def secret_stack(temporal_env, tmp_path_factory) -> AsyncIterator[tuple[Stack, str]]:
     address = temporal_env.client.service_client.config.target_host
     stack = Stack(address, tmp_path_factory.mktemp("secrets"), f"tq-{uuid.uuid4()}")
-    codec_env = {"ENCRYPT_PAYLOADS": "true", "PROVISION_CODEC_KEYS": KEYS,
-                 "PROVISION_COMPRESS_PAYLOADS": "true"}
+    codec_env = {
+        "ENCRYPT_PAYLOADS": "true",
+        "PROVISION_CODEC_KEYS": KEYS,
+        "PROVISION_COMPRESS_PAYLOADS": "true",
+    }
     stack.env.update(codec_env)
     await stack.start_worker({"TF_VAR_api_key": CANARY})
     port = free_port()
     codec = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "provision"), "codec-server", "--port", str(port),
-        env=stack.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        str(VENV_BIN / "provision"),
+        "codec-server",
+        "--port",
+        str(port),
+        env=stack.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     assert codec.stdout is not None
     await asyncio.wait_for(codec.stdout.readline(), 30)
@@ -72,8 +80,10 @@ async def run_every_scenario(stack: Stack) -> tuple[list[tuple[str, str]], list[
     data = await cli("run", "ephemeral", "--prefix", "sec", "--ttl", "1", "--wait", "--json")
     ids.append((data["workflow_id"], data["run_id"]))
 
-    for scenario, verb in (("human-in-the-loop-update", "approve"),
-                           ("human-in-the-loop-signal", "deny")):
+    for scenario, verb in (
+        ("human-in-the-loop-update", "approve"),
+        ("human-in-the-loop-signal", "deny"),
+    ):
         started = await cli("run", scenario, "--prefix", "sec", "--json")
         workflow_id = started["workflow_id"]
         ids.append((workflow_id, started["run_id"]))
@@ -108,8 +118,14 @@ async def test_the_canary_appears_nowhere(secret_stack: tuple[Stack, str]) -> No
 
     for workflow_id, run_id in sorted(set(ids)):
         raw = await stack.temporal(
-            "workflow", "show", "--workflow-id", workflow_id, "--run-id", run_id,
-            "--output", "json",
+            "workflow",
+            "show",
+            "--workflow-id",
+            workflow_id,
+            "--run-id",
+            run_id,
+            "--output",
+            "json",
         )
         assert raw.returncode == 0, raw
         assert CANARY not in raw.stdout
@@ -118,8 +134,16 @@ async def test_the_canary_appears_nowhere(secret_stack: tuple[Stack, str]) -> No
         assert not any(CANARY in p for p in raw_payloads)
 
         opened = await stack.temporal(
-            "workflow", "show", "--workflow-id", workflow_id, "--run-id", run_id,
-            "--output", "json", "--codec-endpoint", codec_endpoint,
+            "workflow",
+            "show",
+            "--workflow-id",
+            workflow_id,
+            "--run-id",
+            run_id,
+            "--output",
+            "json",
+            "--codec-endpoint",
+            codec_endpoint,
         )
         assert opened.returncode == 0, opened
         decoded = "\n".join(payload_texts(json.loads(opened.stdout)))
@@ -129,9 +153,16 @@ async def test_the_canary_appears_nowhere(secret_stack: tuple[Stack, str]) -> No
 
         for query in ("get_plan", "get_reason", "get_state"):
             result = await stack.temporal(
-                "workflow", "query", "--workflow-id", workflow_id, "--run-id", run_id,
-                "--type", query,
-                "--codec-endpoint", codec_endpoint,
+                "workflow",
+                "query",
+                "--workflow-id",
+                workflow_id,
+                "--run-id",
+                run_id,
+                "--type",
+                query,
+                "--codec-endpoint",
+                codec_endpoint,
             )
             assert CANARY not in result.output
 

@@ -124,8 +124,11 @@ def test_help_names_every_scenario_and_verb() -> None:
 
 def test_every_scenario_builds_a_valid_request() -> None:
     for name, scenario in SCENARIOS.items():
-        options = RunOptions(scenario=name, prefix="demo",
-                             workspace="demo-happy-path" if scenario.deprovision else None)
+        options = RunOptions(
+            scenario=name,
+            prefix="demo",
+            workspace="demo-happy-path" if scenario.deprovision else None,
+        )
         request = build_request(options)
         expected = DeprovisionRequest if scenario.deprovision else ProvisionRequest
         assert isinstance(request, expected)

@@ -155,7 +155,11 @@ def approve(by: Actor | None, reason: str = "looks good") -> ApplyDecision:
     if by is None:
         return ApplyDecision(is_approved=True, reason=reason)
     return ApplyDecision(
-        is_approved=True, reason=reason, approver=by.id, approver_name=by.name, approver_kind=by.kind
+        is_approved=True,
+        reason=reason,
+        approver=by.id,
+        approver_name=by.name,
+        approver_kind=by.kind,
     )
 
 

@@ -30,12 +30,38 @@ DESCRIPTIONS = {
 
 # A decision can take seconds (a policy-clean re-check) or days (a weekend).
 APPROVAL_WAIT_BUCKETS = (
-    5.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
-    172800.0, 259200.0, 604800.0,
+    5.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    28800.0,
+    86400.0,
+    172800.0,
+    259200.0,
+    604800.0,
 )
 # The local null configurations take well under a second a step; cloud ones take minutes.
 TERRAFORM_STEP_BUCKETS = (
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
 )
 HISTOGRAM_BUCKETS: dict[str, tuple[float, ...]] = {
     APPROVAL_WAIT: APPROVAL_WAIT_BUCKETS,

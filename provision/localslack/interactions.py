@@ -115,8 +115,10 @@ def find_element(
         and (element_type is None or element.get("type") == element_type)
     ]
     if not matches:
-        raise ElementNotFound(f"no {element_type or 'element'} with action_id {action_id!r}"
-                              + (f" and value {value!r}" if value is not None else ""))
+        raise ElementNotFound(
+            f"no {element_type or 'element'} with action_id {action_id!r}"
+            + (f" and value {value!r}" if value is not None else "")
+        )
     if len(matches) > 1:
         raise ElementNotFound(
             f"{len(matches)} elements have action_id {action_id!r}; pass block_id or value"
@@ -167,7 +169,8 @@ def block_actions_payload(
     if channel_id is not None:
         channel = ws.channel(channel_id)
         payload["channel"] = {
-            "id": channel.id, "name": "directmessage" if channel.is_im else channel.name
+            "id": channel.id,
+            "name": "directmessage" if channel.is_im else channel.name,
         }
     if message is not None:
         payload["message"] = message
@@ -220,13 +223,15 @@ def events_api_payload(ws: Workspace, event: dict[str, Any]) -> dict[str, Any]:
         "type": "event_callback",
         "event_id": "Ev" + str(time.time_ns())[-10:],
         "event_time": int(time.time()),
-        "authorizations": [{
-            "enterprise_id": None,
-            "team_id": ws.team_id,
-            "user_id": ws.bot_user.id,
-            "is_bot": True,
-            "is_enterprise_install": False,
-        }],
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": ws.team_id,
+                "user_id": ws.bot_user.id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
         "is_ext_shared_channel": False,
         "event_context": f"local-{ws.team_id}-{ws.app_id}",
     }
@@ -253,8 +258,9 @@ def _option(element: dict[str, Any], value: Any) -> dict[str, Any]:
     raise ElementNotFound(f"option {value!r} is not offered by {element.get('action_id')!r}")
 
 
-def element_state(element: dict[str, Any], value: Any = None, *, initial: bool = False
-                  ) -> dict[str, Any]:
+def element_state(
+    element: dict[str, Any], value: Any = None, *, initial: bool = False
+) -> dict[str, Any]:
     """One element's entry in state.values; `initial` reads the element's declared defaults."""
     kind = element.get("type", "")
     state: dict[str, Any] = {"type": kind}
@@ -299,8 +305,7 @@ def build_state_values(
     for (block_id, action_id), element in known.items():
         if action_id in provided.get(block_id, {}):
             raw = provided[block_id][action_id]
-            state = (raw if isinstance(raw, dict) and "type" in raw
-                     else element_state(element, raw))
+            state = raw if isinstance(raw, dict) and "type" in raw else element_state(element, raw)
         elif action_id in stored.get(block_id, {}):
             state = copy.deepcopy(stored[block_id][action_id])
         else:
@@ -346,8 +351,9 @@ def _checked_blocks(ws: Workspace, body: dict[str, Any], source: str) -> list[di
     return list(blocks or [])
 
 
-def deliver_response(ws: Workspace, target: ResponseUrl, body: dict[str, Any], *, source: str
-                     ) -> None:
+def deliver_response(
+    ws: Workspace, target: ResponseUrl, body: dict[str, Any], *, source: str
+) -> None:
     """Apply an app's answer to an interaction (ack payload or response_url POST) as Slack does."""
     if body.get("delete_original"):
         _delete_original(ws, target)
@@ -365,11 +371,18 @@ def deliver_response(ws: Workspace, target: ResponseUrl, body: dict[str, Any], *
         return
     thread_ts = body.get("thread_ts")
     if body.get("response_type") == "in_channel":
-        ws.post_message(target.channel, user=ws.bot_user.id, text=text, blocks=blocks,
-                        thread_ts=thread_ts)
+        ws.post_message(
+            target.channel, user=ws.bot_user.id, text=text, blocks=blocks, thread_ts=thread_ts
+        )
     else:
-        ws.post_ephemeral(target.channel, target.user, text=text, blocks=blocks,
-                          thread_ts=thread_ts, source=source)
+        ws.post_ephemeral(
+            target.channel,
+            target.user,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            source=source,
+        )
 
 
 def _delete_original(ws: Workspace, target: ResponseUrl) -> None:

@@ -221,14 +221,16 @@ class LocalSlack:
     def events(self) -> list[Event]:
         return list(self.bus.history)
 
-    def subscribe(self, kinds: Iterable[str] | None = None, *, replay: bool = False
-                  ) -> Subscription:
+    def subscribe(
+        self, kinds: Iterable[str] | None = None, *, replay: bool = False
+    ) -> Subscription:
         return self.bus.subscribe(kinds, replay=replay)
 
     async def wait_for(self, predicate: Callable[[LocalSlack], T], timeout: float = 10.0) -> T:
         """Wait until predicate(self) is truthy and return it; LookupError means "not yet"."""
-        return await self.bus.wait_for(lambda: predicate(self), timeout,
-                                       what=getattr(predicate, "__name__", ""))
+        return await self.bus.wait_for(
+            lambda: predicate(self), timeout, what=getattr(predicate, "__name__", "")
+        )
 
     def fail_next(
         self,
@@ -239,8 +241,9 @@ class LocalSlack:
         error: str | None = None,
     ) -> None:
         """Answer the next `times` calls to `method` with an HTTP `status` failure."""
-        self.web_api.fail_next(method, times=times, status=status, retry_after=retry_after,
-                               error=error)
+        self.web_api.fail_next(
+            method, times=times, status=status, retry_after=retry_after, error=error
+        )
 
     def channel_id(self, channel: str) -> str:
         return self.workspace.channel(channel).id
@@ -296,8 +299,14 @@ class LocalSlack:
     async def drop_connections(self) -> int:
         return await self.hub.drop_all()
 
-    async def _request(self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool,
-                       timeout: float | None) -> Ack:
+    async def _request(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool,
+        timeout: float | None,
+    ) -> Ack:
         envelope = self.hub.send(kind, payload, accepts_response_payload=accepts_response_payload)
         ack_payload = await self.hub.wait_ack(envelope, timeout or self.ack_timeout)
         return Ack(
@@ -336,11 +345,17 @@ class LocalSlack:
             trigger_id=ws.issue_trigger(user_id),
         )
         try:
-            ack = await self._request("slash_commands", payload, accepts_response_payload=True,
-                                      timeout=timeout)
+            ack = await self._request(
+                "slash_commands", payload, accepts_response_payload=True, timeout=timeout
+            )
         except AckTimeout:
-            ws.post_ephemeral(target.id, user_id, sender=SLACKBOT, source="slack",
-                              text=f'{command} failed with the error "operation_timeout"')
+            ws.post_ephemeral(
+                target.id,
+                user_id,
+                sender=SLACKBOT,
+                source="slack",
+                text=f'{command} failed with the error "operation_timeout"',
+            )
             raise
         body = ack.payload or {}
         if body.get("text") or body.get("blocks"):
@@ -402,8 +417,9 @@ class LocalSlack:
             message=rendered,
             response_url=response_url,
         )
-        return await self._request("interactive", payload, accepts_response_payload=False,
-                                   timeout=timeout)
+        return await self._request(
+            "interactive", payload, accepts_response_payload=False, timeout=timeout
+        )
 
     def _visible_view(self, user_id: str, view_id: str) -> ViewRecord:
         stack = self.workspace.stack(user_id)
@@ -436,8 +452,9 @@ class LocalSlack:
             state_values=record.state,
             view=ws.render_view(record),
         )
-        return await self._request("interactive", payload, accepts_response_payload=False,
-                                   timeout=timeout)
+        return await self._request(
+            "interactive", payload, accepts_response_payload=False, timeout=timeout
+        )
 
     async def submit_view(
         self,
@@ -464,8 +481,9 @@ class LocalSlack:
         payload = view_submission_payload(
             ws, user_id=user_id, view=ws.render_view(record), trigger_id=ws.issue_trigger(user_id)
         )
-        ack = await self._request("interactive", payload, accepts_response_payload=True,
-                                  timeout=timeout)
+        ack = await self._request(
+            "interactive", payload, accepts_response_payload=True, timeout=timeout
+        )
         return self._apply_view_response(record, ack)
 
     def _apply_view_response(self, record: ViewRecord, ack: Ack) -> ViewSubmissionResult:
@@ -480,8 +498,11 @@ class LocalSlack:
             elif action == "errors":
                 errors = dict(body.get("errors") or {})
                 inputs = {b["block_id"] for b in record.view["blocks"] if b.get("type") == "input"}
-                problems = [f"errors names {k!r}, which is not an input block of the view"
-                            for k in errors if k not in inputs]
+                problems = [
+                    f"errors names {k!r}, which is not an input block of the view"
+                    for k in errors
+                    if k not in inputs
+                ]
                 ws.set_view_errors(record, errors)
             elif action in ("update", "push"):
                 problems = view_errors(body.get("view"))
@@ -518,8 +539,9 @@ class LocalSlack:
         if not record.view.get("notify_on_close"):
             return None
         payload = view_closed_payload(ws, user_id=user_id, view=rendered, is_cleared=clear)
-        return await self._request("interactive", payload, accepts_response_payload=False,
-                                   timeout=timeout)
+        return await self._request(
+            "interactive", payload, accepts_response_payload=False, timeout=timeout
+        )
 
     async def post_message(
         self, user_id: str, channel: str, text: str, *, thread_ts: str | None = None
@@ -540,13 +562,15 @@ class LocalSlack:
             event["thread_ts"] = message.thread_ts
         wanted = []
         if "message" in self.event_subscriptions:
-            wanted.append({"type": "message", **event,
-                           "channel_type": "im" if target.is_im else "channel"})
+            wanted.append(
+                {"type": "message", **event, "channel_type": "im" if target.is_im else "channel"}
+            )
         if "app_mention" in self.event_subscriptions and f"<@{ws.bot_user.id}>" in text:
             wanted.append({"type": "app_mention", **event})
         for item in wanted:
-            envelope = self.hub.send("events_api", events_api_payload(ws, item),
-                                     accepts_response_payload=False)
+            envelope = self.hub.send(
+                "events_api", events_api_payload(ws, item), accepts_response_payload=False
+            )
             self._spawn(self._settle(envelope))
         return ws.render_message(message)
 
@@ -588,11 +612,16 @@ class LocalSlack:
             deliver_response(self.workspace, target, body, source="response_url")
         except SlackApiError as exc:
             status, text = exc.status if exc.status != 200 else 400, exc.error
-        self.web_api.record(Call(
-            "response_url", body if isinstance(body, dict) else {}, status,
-            {"ok": status == 200, **({"error": text} if status != 200 else {})},
-            None, time.time(),
-        ))
+        self.web_api.record(
+            Call(
+                "response_url",
+                body if isinstance(body, dict) else {},
+                status,
+                {"ok": status == 200, **({"error": text} if status != 200 else {})},
+                None,
+                time.time(),
+            )
+        )
         return web.Response(status=status, text=text, content_type="text/plain")
 
     async def _download(self, request: web.Request) -> web.Response:
@@ -610,18 +639,20 @@ class LocalSlack:
             message = self.message(request.match_info["channel"], ts)
         except KeyError:
             return web.json_response({"ok": False, "error": "message_not_found"}, status=404)
-        return web.json_response({"ok": True, "channel": request.match_info["channel"],
-                                  "message": message})
+        return web.json_response(
+            {"ok": True, "channel": request.match_info["channel"], "message": message}
+        )
 
     async def _index(self, request: web.Request) -> web.Response:
         ws = self.workspace
-        return web.json_response({
-            "team": {"id": ws.team_id, "domain": ws.team_domain},
-            "app": {"id": ws.app_id, "bot_user_id": ws.bot_user.id, "bot_id": ws.bot_id},
-            "api_url": self.api_url,
-            "users": [u.to_api(ws.team_id) for u in ws.users.values()],
-            "channels": [c.to_api(member=ws.bot_user.id) for c in ws.channels.values()],
-            "methods": supported_methods(),
-            "connections": self.connections,
-        })
-
+        return web.json_response(
+            {
+                "team": {"id": ws.team_id, "domain": ws.team_domain},
+                "app": {"id": ws.app_id, "bot_user_id": ws.bot_user.id, "bot_id": ws.bot_id},
+                "api_url": self.api_url,
+                "users": [u.to_api(ws.team_id) for u in ws.users.values()],
+                "channels": [c.to_api(member=ws.bot_user.id) for c in ws.channels.values()],
+                "methods": supported_methods(),
+                "connections": self.connections,
+            }
+        )

@@ -148,15 +148,17 @@ class SocketModeHub:
         self.connections_opened += 1
         try:
             await self._send(connection, self._hello())
-            self._bus.emit("connection.opened", connection=connection.id,
-                           open=len(self.open_connections))
+            self._bus.emit(
+                "connection.opened", connection=connection.id, open=len(self.open_connections)
+            )
             self._flush_pending()
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     self._on_text(connection, message.data)
                 elif message.type == WSMsgType.ERROR:
-                    log.warning("socket mode connection %s error: %s", connection.id,
-                                ws.exception())
+                    log.warning(
+                        "socket mode connection %s error: %s", connection.id, ws.exception()
+                    )
         finally:
             self._on_closed(connection)
         return ws
@@ -181,8 +183,9 @@ class SocketModeHub:
         if connection.closed_at is not None:
             return
         connection.closed_at = time.monotonic()
-        self._bus.emit("connection.closed", connection=connection.id,
-                       open=len(self.open_connections))
+        self._bus.emit(
+            "connection.closed", connection=connection.id, open=len(self.open_connections)
+        )
         for envelope_id in connection.inflight:
             envelope = self.envelopes[envelope_id]
             if not envelope.done:
@@ -195,11 +198,14 @@ class SocketModeHub:
         for connection in targets:
             connection.draining = True
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self._send(connection, {
-                    "type": "disconnect",
-                    "reason": reason,
-                    "debug_info": {"host": "localslack"},
-                })
+                await self._send(
+                    connection,
+                    {
+                        "type": "disconnect",
+                        "reason": reason,
+                        "debug_info": {"host": "localslack"},
+                    },
+                )
             self._spawn(self._close_after(connection, self.disconnect_grace))
         self._bus.touch()
         return len(targets)
@@ -257,8 +263,9 @@ class SocketModeHub:
             await self._send(connection, envelope.to_wire())
         except (ConnectionError, RuntimeError) as exc:
             # The socket died under us; its close handler (or this) puts the envelope back.
-            log.info("envelope %s not written to connection %s: %s", envelope.id,
-                     connection.id, exc)
+            log.info(
+                "envelope %s not written to connection %s: %s", envelope.id, connection.id, exc
+            )
             connection.draining = True
             if envelope.id in connection.inflight and not envelope.done:
                 connection.inflight.discard(envelope.id)
@@ -304,8 +311,9 @@ class SocketModeHub:
             self._bus.touch()
             return
         if envelope.abandoned:
-            log.info("late ack for envelope %s ignored (the user already saw a timeout)",
-                     envelope.id)
+            log.info(
+                "late ack for envelope %s ignored (the user already saw a timeout)", envelope.id
+            )
             return
         payload = body.get("payload")
         envelope.acked_at = time.monotonic()

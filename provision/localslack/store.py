@@ -356,8 +356,13 @@ class Workspace:
             sender=sender or self.bot_user.id,
         )
         self._ephemerals.append(ephemeral)
-        self.bus.emit("ephemeral.posted", user=user, channel=channel.id, ts=ephemeral.ts,
-                      message=ephemeral.to_api())
+        self.bus.emit(
+            "ephemeral.posted",
+            user=user,
+            channel=channel.id,
+            ts=ephemeral.ts,
+            message=ephemeral.to_api(),
+        )
         return ephemeral
 
     def ephemeral(self, user: str, channel_id: str, ts: str) -> Ephemeral:
@@ -379,13 +384,19 @@ class Workspace:
     ) -> None:
         ephemeral.text = text
         ephemeral.blocks = normalize_blocks(blocks or [])
-        self.bus.emit("ephemeral.updated", user=ephemeral.user, channel=ephemeral.channel,
-                      ts=ephemeral.ts, message=ephemeral.to_api())
+        self.bus.emit(
+            "ephemeral.updated",
+            user=ephemeral.user,
+            channel=ephemeral.channel,
+            ts=ephemeral.ts,
+            message=ephemeral.to_api(),
+        )
 
     def delete_ephemeral(self, ephemeral: Ephemeral) -> None:
         ephemeral.deleted = True
-        self.bus.emit("ephemeral.deleted", user=ephemeral.user, channel=ephemeral.channel,
-                      ts=ephemeral.ts)
+        self.bus.emit(
+            "ephemeral.deleted", user=ephemeral.user, channel=ephemeral.channel, ts=ephemeral.ts
+        )
 
     # -- triggers and response URLs -----------------------------------------------------------
 
@@ -528,7 +539,9 @@ class Workspace:
         stack = self._stacks.get(record.user, [])
         if record.id not in stack:
             raise SlackApiError("not_found")
-        closing = list(reversed(stack)) if clear else list(reversed(stack[stack.index(record.id):]))
+        closing = (
+            list(reversed(stack)) if clear else list(reversed(stack[stack.index(record.id) :]))
+        )
         for view_id in closing:
             self._close(self._views[view_id], reason="cleared" if clear else "closed")
         return [self._views[v] for v in closing]
@@ -630,8 +643,13 @@ class Workspace:
             file_ids=[record.id],
         )
         record.shares.setdefault(channel_id, []).append(message.ts)
-        self.bus.emit("file.shared", file=self.render_file(record), channel=channel_id,
-                      ts=message.ts, thread_ts=message.thread_ts)
+        self.bus.emit(
+            "file.shared",
+            file=self.render_file(record),
+            channel=channel_id,
+            ts=message.ts,
+            thread_ts=message.thread_ts,
+        )
         return message
 
     def file(self, file_id: str) -> FileRecord:
@@ -646,8 +664,10 @@ class Workspace:
         for channel_id, timestamps in record.shares.items():
             kind = "private" if self.channels[channel_id].is_im else "public"
             shares.setdefault(kind, {})[channel_id] = [
-                {"ts": ts, **({"thread_ts": t} if (t := self._messages[channel_id][ts].thread_ts)
-                              else {})}
+                {
+                    "ts": ts,
+                    **({"thread_ts": t} if (t := self._messages[channel_id][ts].thread_ts) else {}),
+                }
                 for ts in timestamps
             ]
         return {

@@ -214,7 +214,7 @@ class LocalSlackUI:
 
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        suffix = name[name.rfind("."):] if "." in name else ""
+        suffix = name[name.rfind(".") :] if "." in name else ""
         # Only plain file names of known types: no path can climb out of web/.
         if not re.fullmatch(r"[a-z0-9_-]+\.[a-z]+", name) or suffix not in _STATIC_TYPES:
             raise web.HTTPNotFound()
@@ -234,18 +234,20 @@ class LocalSlackUI:
         ws = self.slack.workspace
         humans = [u for u in ws.users.values() if not u.is_bot]
         default = self.default_user or (humans[0].id if humans else None)
-        return web.json_response({
-            "title": self.title,
-            "team": {"id": ws.team_id, "domain": ws.team_domain},
-            "bot": _user_json(self.slack, ws.bot_user.id, self.user_notes),
-            "users": [_user_json(self.slack, u.id, self.user_notes) for u in ws.users.values()],
-            "default_user": default,
-            "channels": [
-                {"id": c.id, "name": c.name} for c in ws.channels.values() if not c.is_im
-            ],
-            "commands": [h.to_json() for h in self.hints]
-            or [{"command": self.slack.command, "description": "", "first": [], "options": {}}],
-        })
+        return web.json_response(
+            {
+                "title": self.title,
+                "team": {"id": ws.team_id, "domain": ws.team_domain},
+                "bot": _user_json(self.slack, ws.bot_user.id, self.user_notes),
+                "users": [_user_json(self.slack, u.id, self.user_notes) for u in ws.users.values()],
+                "default_user": default,
+                "channels": [
+                    {"id": c.id, "name": c.name} for c in ws.channels.values() if not c.is_im
+                ],
+                "commands": [h.to_json() for h in self.hints]
+                or [{"command": self.slack.command, "description": "", "first": [], "options": {}}],
+            }
+        )
 
     def _user_param(self, request: web.Request) -> str:
         user = request.query.get("user", "")
@@ -440,14 +442,21 @@ class LocalSlackUI:
             # Slack's client answers this itself; the app never hears of it.
             shown = command.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             ws.post_ephemeral(
-                ws.channel(channel).id, user, sender=SLACKBOT, source="slack",
+                ws.channel(channel).id,
+                user,
+                sender=SLACKBOT,
+                source="slack",
                 text=f"`{shown}` is not a valid command. In Slack, all messages that start "
-                f"with the \"/\" character are interpreted as commands.",
+                f'with the "/" character are interpreted as commands.',
             )
             return {"command": command, "known": False}
         ack = await self.slack.slash_command(user, args.strip(), channel, command=command)
-        return {"command": command, "known": True, "envelope_id": ack.envelope_id,
-                "latency": ack.latency}
+        return {
+            "command": command,
+            "known": True,
+            "envelope_id": ack.envelope_id,
+            "latency": ack.latency,
+        }
 
     async def _click(self, body: dict[str, Any]) -> dict[str, Any]:
         ack = await self.slack.click_button(

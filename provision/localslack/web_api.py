@@ -130,7 +130,7 @@ def _offset(cursor: str | None) -> int:
 def _page(items: list[Any], request: ApiRequest, default_limit: int) -> tuple[list[Any], dict]:
     start = _offset(request.get("cursor"))
     limit = max(1, min(request.integer("limit", default_limit), 1000))
-    page = items[start:start + limit]
+    page = items[start : start + limit]
     more = start + limit < len(items)
     return page, {"next_cursor": _cursor(start + limit) if more else ""}
 
@@ -166,12 +166,14 @@ class WebApi:
         error: str | None = None,
     ) -> None:
         default_error = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
-        self._faults.setdefault(method, []).append(Fault(
-            status=status,
-            error=error or default_error.get(status, "fatal_error"),
-            retry_after=retry_after if status == 429 else None,
-            remaining=times,
-        ))
+        self._faults.setdefault(method, []).append(
+            Fault(
+                status=status,
+                error=error or default_error.get(status, "fatal_error"),
+                retry_after=retry_after if status == 429 else None,
+                remaining=times,
+            )
+        )
 
     def _take_fault(self, method: str) -> Fault | None:
         queue = self._faults.get(method) or []
@@ -184,8 +186,14 @@ class WebApi:
 
     def record(self, call: Call) -> None:
         self.calls.append(call)
-        self.ws.bus.emit("api.call", method=call.method, status=call.status, ok=call.ok,
-                         error=call.response.get("error"), injected=call.injected)
+        self.ws.bus.emit(
+            "api.call",
+            method=call.method,
+            status=call.status,
+            ok=call.ok,
+            error=call.response.get("error"),
+            injected=call.injected,
+        )
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -355,8 +363,9 @@ def chat_update(api: WebApi, request: ApiRequest) -> dict[str, Any]:
     attachments = request.decoded("attachments", error="invalid_attachments")
     if text is None and blocks is None and attachments is None:
         raise SlackApiError("no_text")
-    message = api.ws.update_message(channel.id, ts, text=text, blocks=blocks,
-                                    attachments=attachments)
+    message = api.ws.update_message(
+        channel.id, ts, text=text, blocks=blocks, attachments=attachments
+    )
     return {
         "channel": channel.id,
         "ts": message.ts,
@@ -588,8 +597,12 @@ def files_complete_upload_external(api: WebApi, request: ApiRequest) -> dict[str
         channel = api.ws.channel(channel_ref)
         for index, record in enumerate(records):
             # One message carries the comment; Slack groups multi-file shares similarly.
-            api.ws.share_file(record, channel.id, thread_ts=thread_ts,
-                              initial_comment=comment if index == 0 else "")
+            api.ws.share_file(
+                record,
+                channel.id,
+                thread_ts=thread_ts,
+                initial_comment=comment if index == 0 else "",
+            )
     return {"files": [api.ws.render_file(r) for r in records]}
 
 
@@ -611,8 +624,12 @@ def files_upload(api: WebApi, request: ApiRequest) -> dict[str, Any]:
     thread_ts = request.get("thread_ts") or None
     for channel_ref in [c for c in str(request.get("channels") or "").split(",") if c]:
         channel = api.ws.channel(channel_ref)
-        api.ws.share_file(record, channel.id, thread_ts=thread_ts,
-                          initial_comment=request.get("initial_comment") or "")
+        api.ws.share_file(
+            record,
+            channel.id,
+            thread_ts=thread_ts,
+            initial_comment=request.get("initial_comment") or "",
+        )
     return {"file": api.ws.render_file(record)}
 
 

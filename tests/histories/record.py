@@ -54,9 +54,7 @@ async def save(
 
 
 async def record(client: Client, address: str, data_dir: Path, suffix: str) -> None:
-    settings = load_settings(
-        data_dir=data_dir, temporal_address=address, task_queue=TASK_QUEUE
-    )
+    settings = load_settings(data_dir=data_dir, temporal_address=address, task_queue=TASK_QUEUE)
     service = RunService(client, TASK_QUEUE)
 
     def options(scenario: str, **extra) -> RunOptions:
@@ -84,8 +82,13 @@ async def record(client: Client, address: str, data_dir: Path, suffix: str) -> N
             pass
         await service.decide(
             handle.id,
-            ApplyDecision(is_approved=True, reason="recorded approval", approver="U0BOB",
-                          approver_name="bob", approver_kind="slack"),
+            ApplyDecision(
+                is_approved=True,
+                reason="recorded approval",
+                approver="U0BOB",
+                approver_name="bob",
+                approver_kind="slack",
+            ),
         )
         await handle.result()
         await save(client, handle, "human_in_the_loop_update")
