@@ -45,6 +45,7 @@ promtool: $(STAMP)
 
 test: $(STAMP) browser promtool
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: $(STAMP) promtool
@@ -52,6 +53,7 @@ unit: $(STAMP) promtool
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
