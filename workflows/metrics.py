@@ -67,3 +67,23 @@ HISTOGRAM_BUCKETS: dict[str, tuple[float, ...]] = {
     APPROVAL_WAIT: APPROVAL_WAIT_BUCKETS,
     TERRAFORM_STEP: TERRAFORM_STEP_BUCKETS,
 }
+
+
+def count(name: str, **attributes: str) -> None:
+    """Add one to a counter from workflow code.
+
+    The workflow's meter drops values during replay, so each run counts once; it adds no command
+    to history, so recorded histories replay unchanged.
+    """
+    from temporalio import workflow
+
+    workflow.metric_meter().create_counter(name, DESCRIPTIONS[name]).add(1, attributes)
+
+
+def observe_seconds(name: str, seconds: float, **attributes: str) -> None:
+    """Record a duration in a histogram from workflow code (replay-safe like `count`)."""
+    from temporalio import workflow
+
+    workflow.metric_meter().create_histogram_float(name, DESCRIPTIONS[name], "s").record(
+        seconds, attributes
+    )
