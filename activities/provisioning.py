@@ -169,7 +169,8 @@ class ProvisioningActivities:
         from activities.policy import PolicyError, PolicySyntaxError
 
         try:
-            report = self.policy.evaluate(request.plan_document)
+            document = {**request.plan_document, "provision": {"destroy": request.destroy}}
+            report = self.policy.evaluate(document)
         except PolicySyntaxError as exc:
             raise ApplicationError(str(exc), type="PolicySyntaxError", non_retryable=True) from None
         except PolicyError as exc:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from bot.grammar import HELP, Command, GrammarError, parse_args
 from provision.settings import ConfigurationError, Settings, load_settings
+from stacks.requests import RequestError, RunOptions, build_destroy_request, build_request
 from workflows.models import Actor, ApplyDecision, RunStatus
-from workflows.scenarios import RequestError, RunOptions, build_destroy_request, build_request
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -47,7 +47,7 @@ def _cli_actor() -> Actor:
 
 
 def _default_prefix(settings: Settings) -> str:
-    from workflows.scenarios import sanitize_prefix
+    from stacks.requests import sanitize_prefix
 
     return settings.tf_var_prefix or sanitize_prefix(_cli_actor().name)
 

@@ -16,6 +16,7 @@ from activities.notify import SlackNotifier, notifier_web_client
 from activities.policy import PolicyEvaluator
 from activities.provisioning import ProvisioningActivities
 from activities.terraform import TerraformRunner
+from activities.workspaces import FileWorkspaceRecords, WorkspaceActivities
 from provision.settings import Settings
 from provision.toolchain import prepare_toolchain
 from workflows.provision import DeprovisionInfraWorkflow, ProvisionInfraWorkflow
@@ -64,11 +65,19 @@ def build_worker(
 ) -> Worker:
     acts = activities or build_activities(settings)
     notify = (notifier or build_notifier(settings)).notify
+    claims = WorkspaceActivities(FileWorkspaceRecords(acts.runner.workspaces_dir))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[acts.plan, acts.apply, acts.evaluate_policy, notify, *extra_activities],
+        activities=[
+            acts.plan,
+            acts.apply,
+            acts.evaluate_policy,
+            claims.claim_workspace,
+            notify,
+            *extra_activities,
+        ],
         graceful_shutdown_timeout=timedelta(seconds=15),
     )
 

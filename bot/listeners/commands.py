@@ -21,6 +21,13 @@ from bot.grammar import HELP, Command, GrammarError, parse_text
 from bot.operations import RunRefused, TemporalUnavailable
 from bot.run_control import ActionRefused
 from bot.services import BotServices
+from stacks.requests import (
+    RequestError,
+    RunOptions,
+    build_destroy_request,
+    build_request,
+    sanitize_prefix,
+)
 from workflows.models import (
     Actor,
     DeprovisionRequest,
@@ -29,13 +36,6 @@ from workflows.models import (
     RunStatus,
     SlackMessageRef,
     workflow_id_for,
-)
-from workflows.scenarios import (
-    RequestError,
-    RunOptions,
-    build_destroy_request,
-    build_request,
-    sanitize_prefix,
 )
 
 log = logging.getLogger(__name__)
