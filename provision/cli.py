@@ -267,9 +267,14 @@ def _server_main(argv: Sequence[str]) -> int:
 
         return asyncio.run(run_dev(settings))
     if argv[0] == "codec-server":
+        from codec.server import InsecureListenError
         from provision.dev import run_codec_server_main
 
-        return asyncio.run(run_codec_server_main(settings, args.host, args.port, args.web))
+        try:
+            return asyncio.run(run_codec_server_main(settings, args.host, args.port, args.web))
+        except InsecureListenError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
     if argv[0] == "fault":
         path = settings.data_dir.resolve() / "faults" / args.switch
         if args.action == "clear":
