@@ -280,3 +280,21 @@ def test_readme_cli_reference_matches_the_help() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for usage, _, _ in cli.VERB_HELP.values():
         assert f"provision {usage.split(' [')[0].split(' <')[0]}" in readme
+
+
+async def test_lone_surrogate_in_a_slack_status_is_refused_with_a_message(
+    temporal_client: Client,
+) -> None:
+    from bot.operations import RunRefused
+    from provision.bot_main import TemporalRunOperations
+
+    operations = TemporalRunOperations(load_settings(), temporal_client)
+    with pytest.raises(RunRefused, match="the run id holds characters that are not valid text"):
+        await operations.status("\ud800")
+    with pytest.raises(RunRefused, match="the reason holds characters"):
+        await operations.decide(
+            "provision-x",
+            "r1",
+            ApplyDecision(is_approved=True, reason="ok \ud800"),
+            by_signal=False,
+        )
