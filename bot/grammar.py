@@ -135,6 +135,7 @@ def _build() -> argparse.ArgumentParser:
         output_flags(run)
 
     stacks = sub.add_parser("stacks", add_help=False)
+    stacks.add_argument("target", nargs="?", choices=["check"])
     stacks.add_argument("--json", action="store_true")
 
     status = sub.add_parser("status", add_help=False)

@@ -176,6 +176,13 @@ def _owners(options: RunOptions) -> list[str]:
     return owners
 
 
+def _approvers(stack: Stack, options: RunOptions) -> list[str] | None:
+    """The stack's own approvers, else the global ones the front door was given."""
+    if stack.permissions.approve is not None:
+        return list(stack.permissions.approve)
+    return list(options.approvers) if options.approvers is not None else None
+
+
 def _common(options: RunOptions, stack: Stack, workspace: str) -> dict:
     if not 0 <= options.pace_seconds <= MAX_PACE_SECONDS:
         raise RequestError(f"--pace must be between 0 and {MAX_PACE_SECONDS:g} seconds")
@@ -192,7 +199,8 @@ def _common(options: RunOptions, stack: Stack, workspace: str) -> dict:
         "slack": options.slack,
         "ui_url": options.ui_url,
         "owners": _owners(options),
-        "approvers": list(options.approvers) if options.approvers is not None else None,
+        "approvers": _approvers(stack, options),
+        "destroyers": stack.permissions.destroy,
     }
     if options.requester is not None:
         common["requester"] = options.requester
