@@ -7,21 +7,18 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.terraform import (
-    Scrubber,
-    TerraformError,
-    TerraformRunner,
-    redact_plan_document,
-    render_plan_text,
-    sha256_file,
-    summarize_plan,
-)
+from activities.apply_once import ApplyJob, ApplyOnce
+from activities.plan_document import Scrubber, redact_plan_document
+from activities.plan_rendering import render_plan_text, summarize_plan
+from activities.terraform import TerraformError, TerraformRunner, sha256_file
+from activities.terraform_process import heartbeating
+from activities.workspace_store import FileWorkspaceStore, WorkspaceStore
 from workflows import metrics
 from workflows.models import (
     APPLY_ACTIVITY,
@@ -37,6 +34,15 @@ from workflows.models import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _attempt(step: TerraformStepInput) -> int:
+    """The workflow counts the attempts it makes; the server counts its own retries."""
+    return max(step.attempt, activity.info().attempt)
+
+
+def _beat(detail: dict[str, str]) -> Callable[[], None]:
+    return lambda: activity.heartbeat(detail["text"])
 
 
 def _app_error(exc: TerraformError) -> ApplicationError:
@@ -83,8 +89,11 @@ class ProvisioningActivities:
         data_dir: Path,
         worker_env: Mapping[str, str] | None = None,
         extra_passthrough: Sequence[str] = (),
+        store: WorkspaceStore | None = None,
     ):
         self.runner = runner
+        self.store = store or FileWorkspaceStore(runner.workspace_dir)
+        self.apply_once = ApplyOnce(runner, self.store, timed=_timed)
         self.policy = policy_evaluator
         self.data_dir = data_dir
         self.worker_env = dict(os.environ if worker_env is None else worker_env)
@@ -108,7 +117,7 @@ class ProvisioningActivities:
         if not switch:
             return
         path = self.fault_switch_path(switch)
-        if activity.info().attempt == 1 and not path.exists():
+        if _attempt(step) == 1 and not path.exists():
             # The scenario turns its switch on at the first attempt so every demo shows the fault.
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(
@@ -141,15 +150,14 @@ class ProvisioningActivities:
         self._check_plan_fault(step)
         env_values, scrub, secret_vars = self._passthrough(step.env_passthrough)
         tf_directory, variables, scenario = self._resolve(step)
+        detail = {"text": "waiting for the workspace"}
         try:
-            work = self.runner.prepare(step.workspace, tf_directory, variables, scenario)
-            env = self.runner.env(env_values)
-            with _timed("init"):
-                await self.runner.init(work, env, scrub)
-            plan_path = self.runner.plans_dir(step.workspace) / f"{step.plan_id}.tfplan"
-            self.runner.discard_plans(step.workspace)
-            with _timed("plan"):
-                document = await self.runner.plan(work, plan_path, env, scrub, destroy=step.destroy)
+            async with heartbeating(_beat(detail)):
+                async with self.runner.locked(step.workspace, reap=True):
+                    detail["text"] = "planning"
+                    plan_path, document = await self._plan(
+                        step, tf_directory, variables, scenario, env_values, scrub
+                    )
         except TerraformError as exc:
             raise _app_error(exc) from None
         redacted = redact_plan_document(document, scrub, secret_vars)
@@ -163,6 +171,25 @@ class ProvisioningActivities:
             plan_text=scrub(render_plan_text(redacted)),
             plan_document=redacted,
         )
+
+    async def _plan(
+        self,
+        step: PlanInput,
+        tf_directory: str,
+        variables: dict,
+        scenario: str,
+        env_values: dict[str, str],
+        scrub: Scrubber,
+    ) -> tuple[Path, dict]:
+        work = self.runner.prepare(step.workspace, tf_directory, variables, scenario)
+        env = self.runner.env(env_values)
+        with _timed("init"):
+            await self.runner.init(work, env, scrub)
+        plan_path = self.runner.plans_dir(step.workspace) / f"{step.plan_id}.tfplan"
+        self.runner.discard_plans(step.workspace)
+        with _timed("plan"):
+            document = await self.runner.plan(work, plan_path, env, scrub, destroy=step.destroy)
+        return plan_path, document
 
     @activity.defn(name=EVALUATE_POLICY_ACTIVITY)
     async def evaluate_policy(self, request: PolicyInput) -> PolicyReport:
@@ -178,9 +205,7 @@ class ProvisioningActivities:
         _count_policy(report)
         return report
 
-    @activity.defn(name=APPLY_ACTIVITY)
-    async def apply(self, step: ApplyInput) -> ApplyResult:
-        info = activity.info()
+    def _check_plan_file(self, step: ApplyInput) -> Path:
         plan_path = Path(step.plan_path)
         expected_dir = self.runner.plans_dir(step.workspace)
         if plan_path.parent.resolve() != expected_dir or not plan_path.exists():
@@ -195,36 +220,47 @@ class ProvisioningActivities:
                 type="StalePlan",
                 non_retryable=True,
             )
-        if info.attempt <= step.faults.apply_failures:
-            raise ApplicationError(
-                f"simulated cloud API failure (attempt {info.attempt} of "
-                f"{step.faults.apply_failures} that fail)",
-                type="SimulatedApiFailure",
-            )
+        return plan_path
+
+    def _apply_job(self, step: ApplyInput, detail: dict[str, str]) -> ApplyJob:
         env_values, scrub, _ = self._passthrough(step.env_passthrough)
-        work = self.runner.workspace_dir(step.workspace)
-        env = self.runner.env(env_values)
-        last_line = {"text": "starting apply"}
 
         def on_line(line: str) -> None:
             if line.strip():
-                last_line["text"] = scrub(line.strip())[:200]
+                detail["text"] = scrub(line.strip())[:200]
 
-        async def heartbeat() -> None:
-            activity.heartbeat(last_line["text"])
+        return ApplyJob(
+            workspace=step.workspace,
+            plan_id=step.plan_id or Path(step.plan_path).stem,
+            plan_path=Path(step.plan_path),
+            plan_sha256=step.plan_sha256,
+            attempt=_attempt(step),
+            env=self.runner.env(env_values),
+            scrub=scrub,
+            on_line=on_line,
+        )
 
+    @activity.defn(name=APPLY_ACTIVITY)
+    async def apply(self, step: ApplyInput) -> ApplyResult:
+        detail = {"text": "starting apply"}
+        job = self._apply_job(step, detail)
+        done = self.apply_once.recorded_success(job)
+        if done is not None:
+            return done
+        self._check_plan_file(step)
+        attempt = job.attempt
+        if not self.apply_once.has_record(job) and attempt <= step.faults.apply_failures:
+            raise ApplicationError(
+                f"simulated cloud API failure (attempt {attempt} of "
+                f"{step.faults.apply_failures} that fail)",
+                type="SimulatedApiFailure",
+            )
         try:
-            with _timed("apply"):
-                tail = await self.runner.apply(
-                    work, plan_path, env, scrub, on_line=on_line, heartbeat=heartbeat
-                )
-            with _timed("output"):
-                outputs = await self.runner.outputs(work, env, scrub)
+            async with heartbeating(_beat(detail)):
+                async with self.runner.locked(step.workspace, reap=True):
+                    return await self.apply_once.apply(job)
         except TerraformError as exc:
             raise _app_error(exc) from None
         except asyncio.CancelledError:
             log.warning("apply of workspace %s cancelled; terraform stopped", step.workspace)
             raise
-        plan_path.unlink(missing_ok=True)
-        outputs = {k: scrub(v) if isinstance(v, str) else v for k, v in outputs.items()}
-        return ApplyResult(outputs=outputs, log_tail=tail)

@@ -1,24 +1,52 @@
-"""TerraformRunner: drives the terraform CLI in one working directory per workspace."""
+"""TerraformRunner: drives the terraform CLI in one working directory per workspace.
+
+Running the process lives in activities/terraform_process.py, plan document redaction in
+activities/plan_document.py and plan rendering in activities/plan_rendering.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
-import re
-import shutil
-import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
-from workflows.models import PlanSummary, TfValue
+from activities.fault_points import FaultPoints
+from activities.plan_document import REDACTED, Scrubber, redact_plan_document
+from activities.plan_rendering import render_plan_text, summarize_plan
+from activities.terraform_process import (
+    CommandFiles,
+    CommandResult,
+    ProcessRunner,
+    WorkspaceLock,
+)
+from workflows.models import TfValue
 
 log = logging.getLogger(__name__)
 
-REDACTED = "(sensitive)"
+__all__ = [
+    "REDACTED",
+    "CommandFiles",
+    "CommandResult",
+    "Scrubber",
+    "StateIdentity",
+    "TerraformError",
+    "TerraformRunner",
+    "redact_plan_document",
+    "render_plan_text",
+    "sha256_file",
+    "summarize_plan",
+]
+
+# How long terraform waits for the state lock a dead attempt's terraform may still hold.
+LOCK_TIMEOUT = "-lock-timeout=300s"
+_CURRENT_LOCK: ContextVar[WorkspaceLock | None] = ContextVar("workspace_lock", default=None)
 CONFIG_SUFFIXES = (".tf", ".tf.json", ".tftpl")
 # Errors that no retry can fix: the configuration or its inputs are wrong.
 _CONFIG_ERROR_MARKERS = (
@@ -33,7 +61,7 @@ _CONFIG_ERROR_MARKERS = (
     "Invalid reference",
     "Error: Invalid",
 )
-_STALE_MARKERS = ("Saved plan is stale", "plan file", "Failed to load")
+_STALE_MARKER = "Saved plan is stale"
 
 
 class TerraformError(Exception):
@@ -45,24 +73,17 @@ class TerraformError(Exception):
         self.retryable = retryable
 
 
-@dataclass
-class CommandResult:
-    args: list[str]
-    returncode: int
-    output: str
+@dataclass(frozen=True)
+class StateIdentity:
+    """Which state a plan was made against, or what a workspace holds now."""
 
+    lineage: str
+    serial: int
 
-@dataclass
-class Scrubber:
-    """Replaces known secret values in any text that leaves the worker."""
-
-    secrets: list[str] = field(default_factory=list)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "(redacted)")
-        return text
+    @classmethod
+    def of(cls, document: Mapping) -> StateIdentity | None:
+        lineage = document.get("lineage") or ""
+        return cls(lineage, int(document.get("serial") or 0)) if lineage else None
 
 
 def sha256_file(path: Path) -> str:
@@ -101,6 +122,7 @@ class TerraformRunner:
         path_prefix: Sequence[str] = (),
         base_env: Mapping[str, str] | None = None,
         kill_grace_seconds: float = 10.0,
+        fault_points: FaultPoints | None = None,
     ):
         self.binary = binary
         self.terraform_root = terraform_root.resolve()
@@ -109,6 +131,10 @@ class TerraformRunner:
         self.path_prefix = tuple(path_prefix)
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.kill_grace_seconds = kill_grace_seconds
+        self.fault_points = fault_points or FaultPoints.from_env(self.base_env)
+        self.process = ProcessRunner(
+            kill_grace_seconds=kill_grace_seconds, faults=self.fault_points
+        )
 
     # Layout -----------------------------------------------------------------------------
 
@@ -141,6 +167,28 @@ class TerraformRunner:
         if not path.exists():
             return None
         return json.loads(path.read_text())
+
+    def apply_files(self, workspace: str, plan_id: str) -> CommandFiles:
+        """The apply's output and exit code, kept beside the workspace's apply records."""
+        applies = self.workspace_dir(workspace) / "applies"
+        return CommandFiles(applies / f"{plan_id}.log", applies / f"{plan_id}.exit")
+
+    @contextlib.asynccontextmanager
+    async def locked(self, workspace: str, *, reap: bool) -> AsyncIterator[WorkspaceLock]:
+        """Hold the workspace's lock; every terraform started meanwhile inherits it.
+
+        `reap` stops an orphaned terraform of a dead attempt (never an apply, which is awaited).
+        """
+        work = self.workspace_dir(workspace)
+        work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = WorkspaceLock(work)
+        await lock.acquire(reap=reap, grace_seconds=self.kill_grace_seconds)
+        token = _CURRENT_LOCK.set(lock)
+        try:
+            yield lock
+        finally:
+            _CURRENT_LOCK.reset(token)
+            lock.release()
 
     def prepare(
         self, workspace: str, tf_directory: str, variables: Mapping[str, TfValue], scenario: str
@@ -203,62 +251,23 @@ class TerraformRunner:
         env: Mapping[str, str],
         on_line: Callable[[str], None] | None = None,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
+        files: CommandFiles | None = None,
     ) -> CommandResult:
         """Run terraform; on cancellation stop it (SIGINT, then SIGKILL) and re-raise."""
-        argv = [self.binary, *args]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=str(cwd),
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+        if files is None:
+            scratch = cwd / ".provision"
+            files = CommandFiles(scratch / f"{args[0]}.log", scratch / f"{args[0]}.exit")
+            files.log.unlink(missing_ok=True)
+        lock = _CURRENT_LOCK.get()
+        return await self.process.run(
+            [self.binary, *args],
+            cwd=cwd,
+            env=env,
+            files=files,
+            lock=lock if lock is not None and lock.work == cwd else None,
+            on_line=on_line,
+            heartbeat=heartbeat,
         )
-        chunks: list[str] = []
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            async for raw in proc.stdout:
-                line = raw.decode(errors="replace")
-                chunks.append(line)
-                if on_line:
-                    on_line(line.rstrip("\n"))
-
-        async def beat() -> None:
-            while heartbeat is not None:
-                await heartbeat()
-                await asyncio.sleep(2)
-
-        beater = asyncio.create_task(beat()) if heartbeat else None
-        try:
-            await pump()
-            returncode = await proc.wait()
-        except asyncio.CancelledError:
-            await self._stop(proc)
-            raise
-        finally:
-            if beater:
-                beater.cancel()
-        return CommandResult(list(args), returncode, "".join(chunks))
-
-    async def _stop(self, proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is not None:
-            return
-        log.warning("stopping terraform (pid %s): SIGINT", proc.pid)
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), self.kill_grace_seconds)
-        except TimeoutError:
-            log.warning("terraform (pid %s) ignored SIGINT: SIGKILL", proc.pid)
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            await proc.wait()
 
     def _raise_for(self, step: str, result: CommandResult, scrub: Scrubber) -> None:
         if result.returncode == 0:
@@ -294,7 +303,7 @@ class TerraformRunner:
     ) -> dict:
         """`plan -out` once, then `show -json` of that file. Returns the raw plan document."""
         plan_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        args = ["plan", "-input=false", "-no-color", f"-out={plan_path}"]
+        args = ["plan", "-input=false", "-no-color", LOCK_TIMEOUT, f"-out={plan_path}"]
         if destroy:
             args.append("-destroy")
         result = await self.run(args, cwd=work, env=env)
@@ -308,26 +317,41 @@ class TerraformRunner:
         work: Path,
         plan_path: Path,
         env: Mapping[str, str],
-        scrub: Scrubber,
         *,
+        files: CommandFiles,
         on_line: Callable[[str], None] | None = None,
-        heartbeat: Callable[[], Awaitable[None]] | None = None,
-    ) -> str:
-        result = await self.run(
-            ["apply", "-input=false", "-no-color", str(plan_path)],
+    ) -> CommandResult:
+        """`terraform apply` of a saved plan; the caller judges the result (`apply_error`)."""
+        return await self.run(
+            ["apply", "-input=false", "-no-color", LOCK_TIMEOUT, str(plan_path)],
             cwd=work,
             env=env,
             on_line=on_line,
-            heartbeat=heartbeat,
+            files=files,
         )
-        if result.returncode != 0 and any(m in result.output for m in _STALE_MARKERS[:1]):
-            raise TerraformError(
+
+    def apply_error(self, result: CommandResult, scrub: Scrubber) -> TerraformError | None:
+        if result.returncode == 0:
+            return None
+        if _STALE_MARKER in result.output:
+            return TerraformError(
                 "the saved plan is stale: the state changed since it was made",
                 kind="StalePlan",
                 retryable=False,
             )
-        self._raise_for("apply", result, scrub)
-        return scrub(_tail(result.output, 15))
+        try:
+            self._raise_for("apply", result, scrub)
+        except TerraformError as exc:
+            return exc
+        return None
+
+    async def state_identity(self, work: Path, env: Mapping[str, str]) -> StateIdentity | None:
+        """The workspace's current state (`state pull` works with any backend)."""
+        result = await self.run(["state", "pull"], cwd=work, env=env)
+        if result.returncode != 0:
+            raise TerraformError(f"terraform state pull failed: {_first_error(result.output)}")
+        text = result.output.strip()
+        return StateIdentity.of(json.loads(text)) if text.startswith("{") else None
 
     async def outputs(self, work: Path, env: Mapping[str, str], scrub: Scrubber) -> dict:
         result = await self.run(["output", "-json", "-no-color"], cwd=work, env=env)
@@ -338,154 +362,19 @@ class TerraformRunner:
             for name, spec in sorted(raw.items())
         }
 
-    def discard_plans(self, workspace: str, keep: Path | None = None) -> None:
+    def discard_plans(self, workspace: str) -> None:
         plans = self.plans_dir(workspace)
         if not plans.is_dir():
             return
         for path in plans.iterdir():
-            if keep is None or path != keep:
-                path.unlink(missing_ok=True)
-
-    def remove_workspace(self, workspace: str) -> None:
-        shutil.rmtree(self.workspace_dir(workspace), ignore_errors=True)
+            path.unlink(missing_ok=True)
 
 
-# Plan documents ---------------------------------------------------------------------------
+def plan_state_identity(plan_path: Path) -> StateIdentity | None:
+    """The state a saved plan was made against: the plan file is a zip holding it."""
+    with zipfile.ZipFile(plan_path) as archive:
+        return StateIdentity.of(json.loads(archive.read("tfstate")))
 
 
-def _redact(value: object, sensitive: object) -> object:
-    """Replace the parts of `value` that terraform's sensitivity mask marks as sensitive."""
-    if sensitive is True:
-        return REDACTED if value is not None else None
-    if isinstance(value, dict) and isinstance(sensitive, dict):
-        return {k: _redact(v, sensitive.get(k, False)) for k, v in value.items()}
-    if isinstance(value, list) and isinstance(sensitive, list):
-        return [
-            _redact(v, sensitive[i] if i < len(sensitive) else False) for i, v in enumerate(value)
-        ]
-    return value
-
-
-def _sensitive_variables(document: dict) -> set[str]:
-    variables = document.get("configuration", {}).get("root_module", {}).get("variables", {})
-    return {name for name, spec in variables.items() if spec.get("sensitive")}
-
-
-def redact_plan_document(document: dict, scrub: Scrubber, extra_sensitive: set[str]) -> dict:
-    """The parts of a `terraform show -json` plan that policies need, with no secret in them."""
-    secret_vars = _sensitive_variables(document) | extra_sensitive
-    variables = {
-        name: {"value": REDACTED if name in secret_vars else spec.get("value")}
-        for name, spec in document.get("variables", {}).items()
-    }
-    changes = []
-    for rc in document.get("resource_changes", []):
-        change = rc.get("change", {})
-        changes.append(
-            {
-                **{k: v for k, v in rc.items() if k != "change"},
-                "change": {
-                    "actions": change.get("actions", []),
-                    "before": _redact(change.get("before"), change.get("before_sensitive", False)),
-                    "after": _redact(change.get("after"), change.get("after_sensitive", False)),
-                    "after_unknown": change.get("after_unknown", {}),
-                },
-            }
-        )
-    outputs = {}
-    for name, oc in document.get("output_changes", {}).items():
-        outputs[name] = {
-            "actions": oc.get("actions", []),
-            "before": _redact(oc.get("before"), oc.get("before_sensitive", False)),
-            "after": _redact(oc.get("after"), oc.get("after_sensitive", False)),
-        }
-    redacted = {
-        "format_version": document.get("format_version"),
-        "terraform_version": document.get("terraform_version"),
-        "variables": variables,
-        "resource_changes": changes,
-        "output_changes": outputs,
-    }
-    # Belt and braces: no known secret value survives, whatever the configuration declared.
-    return json.loads(scrub(json.dumps(redacted)))
-
-
-def summarize_plan(document: dict, max_resources: int = 50) -> PlanSummary:
-    summary = PlanSummary()
-    for rc in document.get("resource_changes", []):
-        actions = rc.get("change", {}).get("actions", [])
-        if actions in (["no-op"], ["read"]):
-            continue
-        if "create" in actions:
-            summary.add += 1
-        if "delete" in actions:
-            summary.destroy += 1
-        if actions == ["update"]:
-            summary.change += 1
-        if len(summary.resources) < max_resources:
-            summary.resources.append(f"{_symbol(actions)} {rc.get('address')}")
-    return summary
-
-
-def _symbol(actions: list[str]) -> str:
-    if actions == ["create"]:
-        return "+"
-    if actions == ["delete"]:
-        return "-"
-    if actions == ["update"]:
-        return "~"
-    if "create" in actions and "delete" in actions:
-        return "-/+"
-    return "?"
-
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def _flatten(prefix: str, value: object, out: list[tuple[str, object]]) -> None:
-    if isinstance(value, dict) and value:
-        for key in sorted(value):
-            name = key if _IDENT.match(key) else json.dumps(key)
-            _flatten(f"{prefix}.{name}" if prefix else name, value[key], out)
-    else:
-        out.append((prefix, value))
-
-
-def render_plan_text(redacted: dict, max_lines: int = 400) -> str:
-    """A terraform-like, human-readable plan from the redacted document."""
-    lines: list[str] = []
-    summary = summarize_plan(redacted)
-    for rc in redacted.get("resource_changes", []):
-        change = rc["change"]
-        actions = change["actions"]
-        if actions in (["no-op"], ["read"]):
-            continue
-        lines.append(f"{_symbol(actions)} {rc['address']}")
-        attrs: list[tuple[str, object]] = []
-        _flatten(
-            "", change.get("after") if "delete" != actions[-1] else change.get("before"), attrs
-        )
-        for name, value in attrs:
-            if name in ("", "id"):
-                continue
-            shown = "(known after apply)" if value is None else json.dumps(value)
-            lines.append(f"    {name} = {shown}")
-    outputs = redacted.get("output_changes", {})
-    changed_outputs = {k: v for k, v in outputs.items() if v.get("actions") != ["no-op"]}
-    if changed_outputs:
-        lines.append("")
-        lines.append("Changes to Outputs:")
-        for name, oc in sorted(changed_outputs.items()):
-            after = oc.get("after")
-            shown = "(known after apply)" if after is None else json.dumps(after)
-            lines.append(f"  {_symbol(oc.get('actions', []))} {name} = {shown}")
-    lines.append("")
-    if summary.has_changes:
-        lines.append(
-            f"Plan: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy."
-        )
-    else:
-        lines.append("No changes. Your infrastructure matches the configuration.")
-    if len(lines) > max_lines:
-        lines = lines[: max_lines - 1] + [f"... ({len(lines) - max_lines + 1} more lines)"]
-    return "\n".join(lines)
+def tail(text: str, lines: int = 25) -> str:
+    return _tail(text, lines)

@@ -369,12 +369,15 @@ async def test_cancelled_apply_stops_terraform_and_its_children(
     task = asyncio.create_task(env.run(acts.apply, step))
     try:
         await asyncio.wait_for(beat.wait(), 30)
-        # The runner starts terraform (its direct child) as the leader of a new process group.
-        (terraform,) = [p for p in processes() if p.ppid == os.getpid() and p.name == "terraform"]
-        assert terraform.pgid == terraform.pid
+        # The runner starts terraform under its exit-code wrapper (its direct child), the leader
+        # of a new process group, so an orphan outlives a dead worker and is stopped as a group.
+        (wrapper,) = [p for p in processes() if p.ppid == os.getpid() and p.name == "sh"]
+        assert wrapper.pgid == wrapper.pid
+        terraform = wrapper
 
         async def provisioner_running() -> bool:
-            return any(p.name == "sleep" for p in live_group(terraform.pid))
+            names = [p.name for p in live_group(wrapper.pid)]
+            return "terraform" in names and "sleep" in names
 
         await wait_until(provisioner_running, timeout=30, what="the local-exec `sleep 60`")
         cancelled_at = loop.time()

@@ -83,7 +83,8 @@ class FakeTerraform:
 
         @activity.defn(name="terraform_apply")
         async def apply(step: ApplyInput) -> ApplyResult:
-            attempt = activity.info().attempt
+            # The workflow makes the retries and numbers them in the input.
+            attempt = max(step.attempt, activity.info().attempt)
             self.apply_attempts.append(attempt)
             if attempt <= step.faults.apply_failures:
                 raise ApplicationError("simulated API failure", type="SimulatedApiFailure")

@@ -325,6 +325,8 @@ class TerraformStepInput(BaseModel):
     scenario: str = ""
     faults: Faults = Field(default_factory=Faults)
     pace_seconds: float = 0.0
+    # Which attempt of this step the workflow makes (it retries plan and apply itself).
+    attempt: int = 1
 
 
 class PlanInput(TerraformStepInput):
@@ -378,6 +380,8 @@ class PolicyInput(BaseModel):
 class ApplyInput(TerraformStepInput):
     plan_path: str
     plan_sha256: str
+    # The key of the apply's durable record; older callers leave it to the plan file's name.
+    plan_id: str | None = None
 
 
 class ApplyResult(BaseModel):
@@ -406,6 +410,9 @@ class RunStatus(BaseModel):
     outputs: dict = Field(default_factory=dict)
     reason: str = ""
     error: str | None = None
+    # The current terraform step's attempt and the error that made the workflow retry it.
+    attempt: int = 1
+    last_error: str | None = None
     expires_at: datetime | None = None
     ttl_deadline: datetime | None = None
     replan_count: int = 0

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         WorkspaceRecord,
     )
     from workflows.notifier import RunNotifier
-    from workflows.steps import CheckedPlan, TerraformSteps
+    from workflows.steps import Attempt, CheckedPlan, TerraformSteps
     from workflows.ttl import TtlTimer
 
 # Stale plans are replanned automatically, but not forever.
@@ -73,7 +73,10 @@ class _TerraformRun:
         self._ttl: TtlTimer | None = None
         self._tf_directory = request.tf_directory
         self._notifier = RunNotifier(self._status, enabled=request.slack is not None)
-        self._steps = TerraformSteps(request, self._set_state, self._pace)
+        self._attempt = 1
+        self._last_error: str | None = None
+        self._retrying = False
+        self._steps = TerraformSteps(request, self._set_state, self._pace, self._on_attempt)
 
     # Queries: the original demo's four, plus the whole structured state. ------------------
 
@@ -155,6 +158,8 @@ class _TerraformRun:
             outputs=dict(self._outputs),
             reason=self._reason,
             error=self._error,
+            attempt=self._attempt,
+            last_error=self._last_error,
             expires_at=self._expires_at,
             ttl_deadline=self._ttl.deadline if self._ttl else None,
             replan_count=self._request.replan_count,
@@ -170,8 +175,22 @@ class _TerraformRun:
             source_revision=plan.source_revision if plan else None,
         )
 
+    def _on_attempt(self, attempt: Attempt) -> None:
+        """A terraform step failed and is retried: the run's state and message say so."""
+        self._attempt = attempt.number
+        self._last_error = attempt.last_error
+        self._retrying = True
+        self._error = f"retrying, attempt {attempt.number}: {attempt.last_error}"
+        self._notifier.changed()
+
     def _set_state(self, state: RunState) -> None:
         self._state = state
+        if self._retrying:
+            # The step that was retried has succeeded; the last error stays in `last_error`.
+            self._retrying = False
+            self._error = None
+        if state in (RunState.PLANNING, RunState.APPLYING, RunState.DESTROYING):
+            self._attempt = 1
         pairs = [
             contracts.PROVISION_STATUS.value_set(state.value),
             contracts.SCENARIO.value_set(self._request.scenario),
@@ -194,6 +213,7 @@ class _TerraformRun:
 
     async def _fail(self, what: str, exc: BaseException) -> None:
         cause = exc.cause if isinstance(exc, ActivityError) and exc.cause else exc
+        self._retrying = False
         self._error = f"{what}: {cause}"
         self._reason = self._error
         self._set_state(RunState.FAILED)
