@@ -38,7 +38,7 @@ class FaultyPlans(FakeTerraform):
         self.plan_attempts: list[int] = []
 
     def activities(self) -> list:
-        plan, policy, apply = super().activities()
+        plan, policy, apply, *others = super().activities()
 
         @activity.defn(name="terraform_plan")
         async def faulty_plan(step: PlanInput) -> PlanResult:
@@ -51,7 +51,7 @@ class FaultyPlans(FakeTerraform):
                 )
             return await plan(step)
 
-        return [faulty_plan, policy, apply]
+        return [faulty_plan, policy, apply, *others]
 
 
 async def state(handle) -> RunStatus:
