@@ -241,6 +241,10 @@ def _print_status(status: RunStatus, as_json: bool, url: str | None = None) -> N
         f"  scenario {status.scenario}, workspace {status.workspace}, requester "
         f"{status.requester.display}"
     )
+    if status.inputs:
+        print("  inputs: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in status.inputs.items()))
+    if status.source_revision:
+        print(f"  source revision {status.source_revision}")
     print(f"  {_status_line(status)}")
     if status.plan_summary:
         s = status.plan_summary

@@ -200,7 +200,8 @@ def _line_of(root: yaml.Node | None, loc: tuple[object, ...]) -> int | None:
     for part in loc:
         if node is None:
             break
-        line = node.start_mark.line + 1
+        if line is None:
+            line = node.start_mark.line + 1
         nxt = None
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
@@ -210,6 +211,7 @@ def _line_of(root: yaml.Node | None, loc: tuple[object, ...]) -> int | None:
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if 0 <= part < len(node.value):
                 nxt = node.value[part]
+                line = nxt.start_mark.line + 1
         node = nxt
     if node is not None:
         line = line or node.start_mark.line + 1
