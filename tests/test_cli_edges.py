@@ -340,3 +340,19 @@ async def test_the_bot_confirms_a_decision_whose_update_answer_was_lost(stack: S
 
     await wait_until(applied, what="applied")
     assert (await stack.run("destroy", "ebotl-human-in-the-loop-update", "--wait")).returncode == 0
+
+
+async def test_a_signalled_denial_reports_the_state_after_it(stack: Stack) -> None:
+    workflow_id = "provision-esig-human-in-the-loop-signal"
+    started = await stack.run("run", "human-in-the-loop-signal", "--prefix", "esig")
+    assert started.returncode == 0, started
+
+    async def waiting() -> bool:
+        return await _state(stack, workflow_id) == "awaiting_approval"
+
+    await wait_until(waiting, what="awaiting approval")
+    denied = await stack.run("deny", workflow_id, "--json")
+    assert denied.returncode == 0, denied
+    data = denied.json()
+    assert data["state"] == "rejected", data  # type: ignore[index]
+    assert data["message"].startswith("denied by") and "(by signal)" in data["message"]  # type: ignore[index]
