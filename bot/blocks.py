@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -484,6 +485,7 @@ def render_help(problem: str | None, help_text: str) -> str:
 
 class RunListing(Protocol):
     workflow_id: str
+    run_id: str
     status: str
     scenario: str | None
     execution_status: str
@@ -497,8 +499,13 @@ def render_run_list(
     title = f"Runs in state {state}" if state else "Recent runs"
     if not runs:
         return f"{title}: none", _to_dicts([_section(f"*{escape(title)}*: none")])
+    # A replanned or rerun workspace lists one line per execution: the run id tells them apart.
+    counts = Counter(r.workflow_id for r in runs)
+    repeated = {workflow_id for workflow_id, count in counts.items() if count > 1}
     lines = [
-        f"`{escape(r.workflow_id)}` {escape(r.status or r.execution_status)}"
+        f"`{escape(r.workflow_id)}`"
+        + (f" run `{escape(r.run_id)}`" if r.workflow_id in repeated else "")
+        + f" {escape(r.status or r.execution_status)}"
         f" · {escape(r.scenario or '?')}"
         + (f" · started {escape(r.start_time[:19].replace('T', ' '))} UTC" if r.start_time else "")
         for r in runs

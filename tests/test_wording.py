@@ -145,3 +145,30 @@ def test_run_message_has_no_zero_counts() -> None:
     shown = texts(render_run_message(status())[1])
     assert "+2 to add" in shown
     assert "~0" not in shown and "−0" not in shown
+
+
+def test_slack_run_list_tells_repeated_workflow_ids_apart() -> None:
+    from bot.blocks import render_run_list
+    from provision.runs import RunSummary
+
+    def summary(run_id: str, status: str, workflow_id: str = "provision-alice-hitl") -> RunSummary:
+        return RunSummary(
+            workflow_id=workflow_id,
+            run_id=run_id,
+            workflow_type="ProvisionInfraWorkflow",
+            status=status,
+            scenario="human-in-the-loop-update",
+            tf_directory=None,
+            execution_status=status,
+            start_time="2026-05-04T12:30:00+00:00",
+        )
+
+    runs = [
+        summary("r2", "terminated"),
+        summary("r1", "continued_as_new"),
+        summary("r0", "applied", "provision-b"),
+    ]
+    shown = texts(render_run_list(runs)[1])
+    assert "`provision-alice-hitl` run `r2` terminated" in shown
+    assert "`provision-alice-hitl` run `r1` continued_as_new" in shown
+    assert "`provision-b` applied" in shown
