@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING
 
 from bot.grammar import Command, GrammarError, parse_args
 from provision.settings import ConfigurationError, Settings, load_settings
-from workflows.models import WORKFLOW_ID_PREFIX, Actor, ApplyDecision, RunState, RunStatus
+from workflows.models import (
+    WORKFLOW_ID_PREFIX,
+    Actor,
+    ApplyDecision,
+    DeprovisionRequest,
+    ProvisionRequest,
+    RunState,
+    RunStatus,
+)
 from workflows.scenarios import RequestError, RunOptions, build_destroy_request, build_request
 
 if TYPE_CHECKING:
@@ -272,18 +280,20 @@ async def _destroy(call: Invocation) -> int:
     return await _start_and_follow(call, request)
 
 
-async def _start_and_follow(call: Invocation, request: object) -> int:
+async def _start_and_follow(
+    call: Invocation, request: ProvisionRequest | DeprovisionRequest
+) -> int:
     command = call.command
     service = await call.service()
-    handle = await service.start(request)  # type: ignore[arg-type]
+    handle = await service.start(request)
     url = service.run_url(handle.id, handle.result_run_id)
     if not command.wait:
         if command.json:
             started = {
                 "workflow_id": handle.id,
                 "run_id": handle.result_run_id,
-                "workspace": request.workspace,  # type: ignore[attr-defined]
-                "scenario": request.scenario,  # type: ignore[attr-defined]
+                "workspace": request.workspace,
+                "scenario": request.scenario,
                 "status": "started",
                 "url": url,
             }
