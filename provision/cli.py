@@ -21,7 +21,15 @@ from provision.settings import ConfigurationError, Settings, load_settings
 from stacks.model import Stack
 from stacks.registry import BUILTIN, Stacks, StacksFileError, load_stacks
 from stacks.requests import RequestError, RunOptions, build_destroy_request, build_request
-from workflows.models import WORKFLOW_ID_PREFIX, Actor, ApplyDecision, RunState, RunStatus
+from workflows.models import (
+    WORKFLOW_ID_PREFIX,
+    Actor,
+    ApplyDecision,
+    DeprovisionRequest,
+    ProvisionRequest,
+    RunState,
+    RunStatus,
+)
 
 if TYPE_CHECKING:
     from provision.runs import RunService
@@ -340,18 +348,20 @@ async def _destroy(call: Invocation) -> int:
     return await _start_and_follow(call, request)
 
 
-async def _start_and_follow(call: Invocation, request: object) -> int:
+async def _start_and_follow(
+    call: Invocation, request: ProvisionRequest | DeprovisionRequest
+) -> int:
     command = call.command
     service = await call.service()
-    handle = await service.start(request)  # type: ignore[arg-type]
+    handle = await service.start(request)
     url = service.run_url(handle.id, handle.result_run_id)
     if not command.wait:
         if command.json:
             started = {
                 "workflow_id": handle.id,
                 "run_id": handle.result_run_id,
-                "workspace": request.workspace,  # type: ignore[attr-defined]
-                "scenario": request.scenario,  # type: ignore[attr-defined]
+                "workspace": request.workspace,
+                "scenario": request.scenario,
                 "status": "started",
                 "url": url,
             }
@@ -408,25 +418,26 @@ async def _decide(call: Invocation) -> int:
         approver_name=actor.name,
         approver_kind="cli",
     )
+    from provision.runs import resolve_workflow_id
+
     service = await call.service()
 
     def unconfirmed() -> None:
         # The update's answer was lost (its RPC timed out); the decision has most likely landed.
         print("sent; confirming…", file=sys.stderr, flush=True)
 
-    outcome = await service.decide(command.target or "", decision, on_unconfirmed=unconfirmed)
+    target = command.target or ""
+    outcome = await service.decide(target, decision, on_unconfirmed=unconfirmed)
     if outcome is None:
-        # A signal has no answer: what the run did with it shows in its state.
-        status = await service.status(command.target or "")
-        message = f"decision sent (signal); the run is {status.state.value}"
-        result: dict = {"accepted": True, "message": message, "state": status.state.value}
-    else:
-        message = f"{outcome.message}; the run is {outcome.state.value}"
-        result = {**outcome.model_dump(mode="json"), "message": outcome.message}
+        # A signal has no answer: the decision shows in the run's state once the run has taken it
+        # (a signal it ignores never does, and that is reported as not confirmed).
+        outcome = await service.confirm_decision(
+            resolve_workflow_id(target), None, decision, note="by signal"
+        )
     if command.json:
-        print(json.dumps(result))
+        print(json.dumps(outcome.model_dump(mode="json")))
     else:
-        print(message)
+        print(f"{outcome.message}; the run is {outcome.state.value}")
     return EXIT_OK
 
 

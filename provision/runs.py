@@ -271,9 +271,15 @@ class RunService:
         return outcome.model_copy(update={"state": latest.state}) if latest else outcome
 
     async def confirm_decision(
-        self, workflow_id: str, run_id: str | None, decision: ApplyDecision
+        self,
+        workflow_id: str,
+        run_id: str | None,
+        decision: ApplyDecision,
+        *,
+        note: str = "confirmed from the run's state",
     ) -> DecisionOutcome:
-        """The outcome of a decision whose answer was lost, read from the run's decisions."""
+        """The outcome of a decision that has no answer (a signal, or an update whose answer was
+        lost), read from the run's decisions once it shows there."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CONFIRM_SECONDS
         reason = decision.reason.strip()
@@ -295,7 +301,7 @@ class RunService:
                     state=status.state,
                     approvals=approvals,
                     required_approvals=status.required_approvals,
-                    message=f"{verdict} by {record.actor.display} (confirmed from the run's state)",
+                    message=f"{verdict} by {record.actor.display} ({note})",
                 )
             if loop.time() >= deadline:
                 raise RunError(

@@ -298,3 +298,61 @@ async def test_lone_surrogate_in_a_slack_status_is_refused_with_a_message(
             ApplyDecision(is_approved=True, reason="ok \ud800"),
             by_signal=False,
         )
+
+
+async def test_the_bot_confirms_a_decision_whose_update_answer_was_lost(stack: Stack) -> None:
+    from provision.bot_main import TemporalRunOperations
+
+    workflow_id = await _awaiting(stack, "ebotl")
+    client = await Client.connect(stack.address, data_converter=build_data_converter())
+    settings = load_settings().model_copy(
+        update={"temporal_address": stack.address, "task_queue": stack.task_queue}
+    )
+    operations = TemporalRunOperations(settings, client)
+    waiting = await operations.status(workflow_id)
+    runs = await operations._runs()
+    runs.update_rpc_timeout = timedelta(seconds=2)
+    await stack.stop_worker()
+    restart = asyncio.get_running_loop().call_later(
+        3, lambda: asyncio.ensure_future(stack.start_worker())
+    )
+    try:
+        outcome = await operations.decide(
+            workflow_id,
+            waiting.run_id,
+            ApplyDecision(
+                is_approved=True,
+                reason="slow but sure",
+                approver="U0BOB",
+                approver_name="bob",
+                approver_kind="slack",
+            ),
+            by_signal=False,
+        )
+    finally:
+        restart.cancel()
+    assert outcome is not None
+    assert "confirmed from the run's state" in outcome.message
+    assert outcome.state != RunState.AWAITING_APPROVAL
+
+    async def applied() -> bool:
+        return await _state(stack, workflow_id) == "applied"
+
+    await wait_until(applied, what="applied")
+    assert (await stack.run("destroy", "ebotl-human-in-the-loop-update", "--wait")).returncode == 0
+
+
+async def test_a_signalled_denial_reports_the_state_after_it(stack: Stack) -> None:
+    workflow_id = "provision-esig-human-in-the-loop-signal"
+    started = await stack.run("run", "human-in-the-loop-signal", "--prefix", "esig")
+    assert started.returncode == 0, started
+
+    async def waiting() -> bool:
+        return await _state(stack, workflow_id) == "awaiting_approval"
+
+    await wait_until(waiting, what="awaiting approval")
+    denied = await stack.run("deny", workflow_id, "--json")
+    assert denied.returncode == 0, denied
+    data = denied.json()
+    assert data["state"] == "rejected", data  # type: ignore[index]
+    assert data["message"].startswith("denied by") and "(by signal)" in data["message"]  # type: ignore[index]

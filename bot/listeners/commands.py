@@ -11,6 +11,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import (
+    decision_ack,
     escape,
     render_help,
     render_run_list,
@@ -172,7 +173,7 @@ async def _dispatch(
         message = await control.decide_on_target(
             user, command.target or "", command.verb == "approve", command.reason or ""
         )
-        await respond(text=f":white_check_mark: {escape(message)}")
+        await respond(text=decision_ack(command.verb == "approve", message))
     elif command.verb == "replan":
         await respond(text=escape(await control.replan_target(user, command.target or "")))
     else:
