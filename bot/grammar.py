@@ -136,6 +136,57 @@ def _build() -> argparse.ArgumentParser:
 
 _PARSER = _build()
 
+# Options that only mean something in a terminal: Slack answers at once and in its own way.
+TERMINAL_ONLY_OPTIONS = ("--wait", "--json")
+
+
+@dataclass(frozen=True)
+class VerbHelp:
+    """One verb of the grammar as data (for completions and other front ends than HELP)."""
+
+    verb: str
+    usage: str
+    summary: str
+    # Every option the parser takes for this verb, in the parser's order.
+    options: tuple[str, ...]
+
+    @property
+    def chat_options(self) -> tuple[str, ...]:
+        """The options that mean something in a chat command."""
+        return tuple(o for o in self.options if o not in TERMINAL_ONLY_OPTIONS)
+
+
+_VERB_TEXT = {
+    "run": (
+        "<scenario> [--prefix P] [--ttl S] [--workspace W] [--pace S]",
+        "plan, check policy, ask where needed, apply",
+    ),
+    "status": ("<id>", "the state of a run (workflow id or workspace)"),
+    "list": ("[--status S]", "recent runs, optionally only those in one state"),
+    "approve": ("<id> --reason R", "approve a waiting run"),
+    "deny": ("<id> [--reason R]", "deny a waiting run"),
+    "replan": ("<id>", "throw the plan away and plan again"),
+    "destroy": ("[<workspace> | --scenario S --prefix P]", "destroy what a workspace applied"),
+    "help": ("", "this text"),
+}
+
+
+def _parser_options(verb: str) -> tuple[str, ...]:
+    subparsers = next(a for a in _PARSER._actions if isinstance(a, argparse._SubParsersAction))
+    parser = subparsers.choices[verb]
+    return tuple(
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--")
+    )
+
+
+def verb_help() -> list[VerbHelp]:
+    """Every verb, in VERBS order, with its usage, a one-line summary and its options (read
+    from the parser itself, so they cannot drift from what parses)."""
+    return [VerbHelp(verb, *_VERB_TEXT[verb], _parser_options(verb)) for verb in VERBS]
+
 
 def parse_args(argv: list[str]) -> Command:
     """Parse tokens. A bare scenario name means `run <scenario>` (the Slack form)."""

@@ -24,7 +24,7 @@ from bot.blocks import APPROVE, DENY, render_run_message
 from bot.modals import REASON_BLOCK, REASON_INPUT
 from bot.operations import RunRefused, TemporalUnavailable
 from bot.services import BotConfig
-from provision.localslack import LocalSlack
+from localslack import LocalSlack
 from workflows.models import (
     Actor,
     ApplyDecision,

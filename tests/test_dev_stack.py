@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.dev import port_open
+from provision.dev_server import port_open
 from tests.conftest import VENV_BIN, Stack, free_port, payload_texts, temporal_cli_path
 
 pytestmark = pytest.mark.e2e
@@ -153,7 +153,7 @@ async def test_search_attributes_are_registered_where_missing(temporal_env) -> N
     from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
     from temporalio.client import Client
 
-    from provision.dev import ensure_search_attributes
+    from provision.search_attributes import ensure_search_attributes
 
     namespace = f"sa-{uuid.uuid4().hex[:8]}"
     address = temporal_env.client.service_client.config.target_host

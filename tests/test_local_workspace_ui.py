@@ -16,9 +16,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.grammar import VERBS
-from provision.dev import start_local_slack
-from provision.localslack import LocalSlack
-from provision.localslack.ui import provision_command_hints
+from localslack import LocalSlack
+from provision.dev_workspace import provision_command_hints, start_local_slack
 from provision.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import free_port
 from workflows.scenarios import SCENARIOS
