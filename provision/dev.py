@@ -56,28 +56,29 @@ def needs_codec(settings: Settings) -> bool:
     return settings.encrypt_payloads or settings.compress_payloads
 
 
-def ready_banner(settings: Settings) -> list[str]:
-    """What to paste into a second terminal: every command as it works there."""
-    workflow = "provision-demo-happy-path"
-    lines = ["Ready. In a second terminal, paste:"]
-    setup = second_terminal_setup(settings.data_dir, "data_dir" in settings.model_fields_set)
-    lines += [f"                 {line}" for line in setup]
-    provision_cli = "provision" if setup and setup[-1].startswith("export PATH") else None
-    temporal = "temporal" if provision_cli else None
-    lines.append(
-        f"                 {provision_cli or command('provision')} run happy-path --prefix demo "
-        "--wait"
-    )
-    lines.append(
-        f"                 {temporal or command('temporal')} workflow query --workflow-id "
-        f"{workflow} --type get_current_status"
-        + (
-            f" --address {settings.temporal_address}"
-            if settings.temporal_address != "localhost:7233"
-            else ""
-        )
-    )
-    return lines
+def ready_banner(settings: Settings, codec_endpoint: str | None) -> list[str]:
+    """What to paste into a second terminal: each line works there as printed (the stack's codec
+    settings reach it through the data folder, see provision/local_stack.py)."""
+    exports = {}
+    if "data_dir" in settings.model_fields_set:
+        exports["PROVISION_DATA_DIR"] = str(settings.data_dir)
+    if "temporal_address" in settings.model_fields_set:
+        # The temporal CLI reads it too.
+        exports["TEMPORAL_ADDRESS"] = settings.temporal_address
+    setup = second_terminal_setup(exports, settings.data_dir)
+    on_path = bool(setup) and setup[-1].startswith("export PATH=")
+    provision_cli = "provision" if on_path else command("provision")
+    temporal = "temporal" if on_path else command("temporal")
+    query = f"{temporal} workflow query --workflow-id provision-demo-happy-path --type get_current_status"
+    if codec_endpoint:
+        query += f" --codec-endpoint {codec_endpoint}"
+    indent = " " * 15
+    return [
+        "Ready. In a second terminal, paste:",
+        *(indent + line for line in setup),
+        f"{indent}{provision_cli} run happy-path --prefix demo --wait",
+        f"{indent}{query}",
+    ]
 
 
 async def run_dev(settings: Settings) -> int:
@@ -92,6 +93,7 @@ async def run_dev(settings: Settings) -> int:
     settings = dev_settings(settings, data_dir)
     codec_app = codec_app_for(settings, ui_origins(settings, settings.dev_ui_port))
     codec_url = f"http://127.0.0.1:{settings.codec_port}"
+    codec_endpoint = f"{codec_url}/encryption_codec" if needs_codec(settings) else None
     if port_open("127.0.0.1", settings.codec_port):
         raise ConfigurationError(
             f"PROVISION_CODEC_PORT: port {settings.codec_port} is already in use"
@@ -118,7 +120,7 @@ async def run_dev(settings: Settings) -> int:
                 ui_port=settings.dev_ui_port,
                 db_file=data_dir / "temporal.db",
                 log_file=data_dir / "temporal-dev-server.log",
-                codec_endpoint=f"{codec_url}/encryption_codec" if needs_codec(settings) else None,
+                codec_endpoint=codec_endpoint,
             )
             print(f"Temporal: starting the dev server on {bind}:{port} (data {server.db_file})")
             server.start()
@@ -155,7 +157,7 @@ async def run_dev(settings: Settings) -> int:
                 + ("; the Temporal UI decodes through it)" if needs_codec(settings) else ")")
             )
             print(slack_banner(local_slack, settings))
-            print("\n".join(ready_banner(settings)))
+            print("\n".join(ready_banner(settings, codec_endpoint)))
             print("Stop:          Ctrl-C")
             sys.stdout.flush()
             await stop.wait()

@@ -40,14 +40,14 @@ def command(name: str, *args: str) -> str:
     return shlex.join([program, *args])
 
 
-def second_terminal_setup(data_dir: Path, data_dir_was_set: bool) -> list[str]:
-    """The lines that make another terminal see what this process sees: this folder (the data
-    folder is relative to it), and `provision`/`temporal` on PATH."""
+def second_terminal_setup(exports: dict[str, str], data_dir: Path) -> list[str]:
+    """The lines that make another terminal see what this process sees: this folder (when the
+    data folder is relative to it), the settings given in `exports`, and `provision`/`temporal`
+    on PATH."""
     lines = []
     if not data_dir.is_absolute():
         lines.append(f"cd {shlex.quote(os.getcwd())}")
-    elif data_dir_was_set:
-        lines.append(f"export PROVISION_DATA_DIR={shlex.quote(str(data_dir))}")
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]
     if not on_path(venv_bin()):
         lines.append(f'export PATH="{venv_bin()}:$PATH"')
     return lines
