@@ -74,12 +74,14 @@ class _NoKeyGuard(PayloadCodec):
     """For a process without keys: an encrypted payload is refused with a message that says
     what to set, instead of the converter's `KeyError: Unknown payload encoding`."""
 
-    def __init__(self, inner: PayloadCodec | None, key_file: Path) -> None:
+    def __init__(self, inner: PayloadCodec | None, data_dir: Path) -> None:
         self.inner = inner
         self.message = (
             "this run's data is encrypted (binary/encrypted) and no key is configured here: "
             "set PROVISION_CODEC_KEY_FILE or PROVISION_CODEC_KEYS to the key it was written "
-            f"with (`provision dev` keeps its key in {key_file})"
+            f"with (`provision dev` keeps its key in <data folder>/{DEFAULT_KEY_FILE_NAME}; "
+            f"the data folder here is {data_dir}: run from the folder of `make demo`, or set "
+            "PROVISION_DATA_DIR)"
         )
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -101,7 +103,7 @@ def data_converter_for(settings: Settings) -> DataConverter:
     )
     if key_ring is not None:
         return converter
-    guard = _NoKeyGuard(converter.payload_codec, default_key_file(settings).resolve())
+    guard = _NoKeyGuard(converter.payload_codec, settings.data_dir.resolve())
     return dataclasses.replace(converter, payload_codec=guard)
 
 

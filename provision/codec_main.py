@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from provision.client import key_ring_for
+from provision.client import codec_settings, key_ring_for
 from provision.settings import Settings
 from provision.signals import stop_requested
 
@@ -13,6 +13,7 @@ def codec_app_for(settings: Settings, origins: list[str]):
     """The codec server app, configured from settings (keys, token, CORS, namespaces)."""
     from codec.server import build_codec_app
 
+    settings = codec_settings(settings)
     key_ring = key_ring_for(settings)
     token = settings.codec_auth_token.get_secret_value() if settings.codec_auth_token else None
     return build_codec_app(
