@@ -515,6 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from temporalio.client import RPCTimeoutOrCancelledError
+    from temporalio.service import RPCError
+
     from activities.policy import PolicyError, PolicySyntaxError
     from provision.client import TemporalUnreachable
     from provision.runs import RunError
@@ -547,6 +550,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PolicySyntaxError, PolicyError) as exc:
         _err(f"policy: {exc}")
         return EXIT_USAGE
+    except RPCTimeoutOrCancelledError:
+        _err("Temporal did not answer in time; nothing is known to have changed, try again")
+        return EXIT_FAILED
+    except RPCError as exc:
+        # Whatever Temporal refused that no verb names, the user gets its one line, not a stack.
+        _err(f"Temporal: {' '.join(exc.message.split()) or exc.status.name}")
+        return EXIT_FAILED
     except BrokenPipeError:
         return _reader_went_away()
     except KeyboardInterrupt:
