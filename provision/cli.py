@@ -107,7 +107,7 @@ SERVER_VERB_HELP: dict[str, tuple[str, str, str]] = {
 }
 
 EXIT_HELP = """Exit codes: 0 done, 1 the run failed / was rejected / expired (or a request was refused),
-2 usage or configuration error, 3 Temporal unreachable."""
+2 usage or configuration error, 3 Temporal unreachable, 141 stdout closed by its reader."""
 
 Verb = Callable[["Invocation"], Awaitable[int]]
 
