@@ -505,7 +505,9 @@ async def test_composer_completes_commands_verbs_scenarios_and_options(
     await composer.press("Enter")
     await expect(composer).to_have_value("/provision destroy ")
     await composer.press_sequentially("--")
-    await expect(items.locator(".completion-value")).to_have_text(["--scenario", "--prefix"])
+    await expect(items.locator(".completion-value")).to_have_text(
+        ["--scenario", "--stack", "--prefix", "--pace"]
+    )
     await composer.press("Escape")
     await expect(items).to_have_count(0)
 
