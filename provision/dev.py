@@ -17,6 +17,7 @@ from provision.search_attributes import ensure_search_attributes
 from provision.settings import ConfigurationError, Settings
 from provision.signals import stop_requested
 from provision.worker import run_worker_main
+from workflows.contracts import QUERY_STATUS, workflow_id_for
 
 if TYPE_CHECKING:
     from bot.app import BotHandle
@@ -68,7 +69,8 @@ def ready_banner(settings: Settings, codec_endpoint: str | None) -> list[str]:
     on_path = bool(setup) and setup[-1].startswith("export PATH=")
     provision_cli = "provision" if on_path else command("provision")
     temporal = "temporal" if on_path else command("temporal")
-    query = f"{temporal} workflow query --workflow-id provision-demo-happy-path --type get_current_status"
+    workflow_id = workflow_id_for("demo-happy-path")
+    query = f"{temporal} workflow query --workflow-id {workflow_id} --type {QUERY_STATUS}"
     if codec_endpoint:
         query += f" --codec-endpoint {codec_endpoint}"
     indent = " " * 15
