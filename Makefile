@@ -48,9 +48,12 @@ promtool: $(STAMP)
 	  || echo "make: could not fetch promtool; tests/test_metrics.py will say what is missing" >&2; \
 	  rm -rf $$tmp; }
 
+# lint-imports checks the arrows between the rooms (../shared/DESIGN.md), stated as contracts in
+# pyproject.toml's [tool.importlinter].
 test: $(STAMP) browser promtool
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: $(STAMP) promtool
@@ -59,6 +62,7 @@ unit: $(STAMP) promtool
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
@@ -69,4 +73,4 @@ record-histories: $(STAMP)
 	$(BIN)/python tests/histories/record.py
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache
+	rm -rf $(VENV) .data .pytest_cache .import_linter_cache .grimp_cache

@@ -20,13 +20,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from bot.blocks import escape, render_run_message
-from workflows.models import (
-    NOTIFY_ACTIVITY,
-    NotifyInput,
-    NotifyResult,
-    RunStatus,
-    SlackMessageRef,
-)
+from workflows.contracts import NOTIFY_ACTIVITY
+from workflows.models import NotifyInput, NotifyResult, RunStatus, SlackMessageRef
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
 from provision.executables import temporal_cli
-from workflows.search_attributes import ALL_KEYS
+from workflows.contracts import SEARCH_ATTRIBUTES
 
 
 async def start_quiet_dev_server() -> WorkflowEnvironment:
@@ -19,8 +20,10 @@ async def start_quiet_dev_server() -> WorkflowEnvironment:
     try:
         return await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_cli(),
-            search_attributes=ALL_KEYS,
+            search_attributes=SEARCH_ATTRIBUTES,
             dev_server_log_level="error",
+            # The SDK's default is 5 s; a loaded machine can take longer to start it.
+            dev_server_startup_timeout=timedelta(seconds=120),
         )
     finally:
         os.dup2(saved_stdout, 1)

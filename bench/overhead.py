@@ -54,13 +54,18 @@ from bench.devserver import start_quiet_dev_server  # noqa: E402
 from bench.percentiles import percentile  # noqa: E402
 from provision.client import connect  # noqa: E402
 from provision.executables import temporal_cli  # noqa: E402
-from provision.runs import PROVISION_WORKFLOW  # noqa: E402
 from provision.search_attributes import ensure_search_attributes  # noqa: E402
 from provision.settings import Settings, load_settings  # noqa: E402
 from provision.worker import build_activities, build_worker  # noqa: E402
 from stacks.requests import RunOptions, build_request, validate_variables  # noqa: E402
-from workflows.models import ProvisionRequest, ProvisionResult, RunState, workflow_id_for  # noqa: E402
-from workflows.search_attributes import PROVISION_STATUS, SCENARIO, TF_DIRECTORY  # noqa: E402
+from workflows.contracts import (  # noqa: E402
+    PROVISION_STATUS,
+    PROVISION_WORKFLOW,
+    SCENARIO,
+    TF_DIRECTORY,
+    workflow_id_for,
+)
+from workflows.models import ProvisionRequest, ProvisionResult, RunState  # noqa: E402
 
 TARGET_RATIO = 1.15
 SCENARIO_NAME = "happy-path"

@@ -48,6 +48,7 @@ from localslack import LocalSlack  # noqa: E402
 from provision.bot_main import start_bot  # noqa: E402
 from provision.client import connect  # noqa: E402
 from provision.settings import Settings  # noqa: E402
+from workflows.contracts import workflow_id_for  # noqa: E402
 
 log = logging.getLogger("bench.slack")
 
@@ -117,7 +118,7 @@ async def measure_approvals(slack: LocalSlack, client: Client, runs: int, token:
         if not result.closed:
             raise RuntimeError(f"the approval was refused: {result.errors}")
         await message_saying(slack, workspace, "applied", timeout=120)
-        scheduled = await apply_scheduled_at(client, f"provision-{workspace}")
+        scheduled = await apply_scheduled_at(client, workflow_id_for(workspace))
         if index == 0:
             continue  # warm-up run
         to_apply.append(scheduled - submitted_at)
@@ -186,7 +187,9 @@ async def bench(commands: int, approvals: int) -> dict:
                     log.info(
                         "acks: %d × /provision status, %d × /provision help", commands, commands
                     )
-                    status_acks = await measure_acks(slack, "status provision-nobody", commands)
+                    status_acks = await measure_acks(
+                        slack, f"status {workflow_id_for('nobody')}", commands
+                    )
                     help_acks = await measure_acks(slack, "help", commands)
                     log.info("approvals: %d runs of human-in-the-loop-update", approvals)
                     approved = await measure_approvals(slack, client, approvals, token)

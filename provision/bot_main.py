@@ -21,6 +21,7 @@ from bot.services import BotConfig
 from provision.client import TemporalUnreachable, connect
 from provision.runs import RunError, RunService, RunSummary
 from provision.settings import Settings
+from workflows.contracts import SIGNAL_DESTROY_NOW, SIGNAL_EXTEND_TTL, SIGNAL_REPLAN
 from workflows.models import (
     ApplyDecision,
     DecisionOutcome,
@@ -111,13 +112,13 @@ class TemporalRunOperations:
             await runs.signal(workflow_id, run_id, name, *args)
 
     async def replan(self, workflow_id: str, run_id: str) -> None:
-        await self._signal(workflow_id, run_id, "request_continue_as_new")
+        await self._signal(workflow_id, run_id, SIGNAL_REPLAN)
 
     async def destroy_now(self, workflow_id: str, run_id: str) -> None:
-        await self._signal(workflow_id, run_id, "destroy_now")
+        await self._signal(workflow_id, run_id, SIGNAL_DESTROY_NOW)
 
     async def extend_ttl(self, workflow_id: str, run_id: str, extension: ExtendTtl) -> None:
-        await self._signal(workflow_id, run_id, "extend_ttl", extension)
+        await self._signal(workflow_id, run_id, SIGNAL_EXTEND_TTL, extension)
 
     async def list_runs(self, state: str | None = None) -> Sequence[RunSummary]:
         runs = await self._runs()

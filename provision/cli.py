@@ -21,8 +21,8 @@ from provision.settings import ConfigurationError, Settings, load_settings
 from stacks.model import Stack
 from stacks.registry import BUILTIN, Stacks, StacksFileError, load_stacks
 from stacks.requests import RequestError, RunOptions, build_destroy_request, build_request
+from workflows.contracts import workspace_of
 from workflows.models import (
-    WORKFLOW_ID_PREFIX,
     Actor,
     ApplyDecision,
     DeprovisionRequest,
@@ -335,7 +335,7 @@ async def _stacks(call: Invocation) -> int:
 async def _destroy(call: Invocation) -> int:
     command, settings = call.command, call.settings
     if command.target:
-        workspace = command.target.removeprefix(WORKFLOW_ID_PREFIX)
+        workspace = workspace_of(command.target)
     elif command.scenario:
         workspace = f"{command.prefix or _default_prefix(settings)}-{command.scenario}"
     else:

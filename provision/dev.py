@@ -17,10 +17,13 @@ from provision.search_attributes import ensure_search_attributes
 from provision.settings import ConfigurationError, Settings
 from provision.signals import stop_requested
 from provision.worker import run_worker_main
+from workflows.contracts import QUERY_STATUS, workflow_id_for
 
 if TYPE_CHECKING:
     from bot.app import BotHandle
-    from localslack import LocalSlack
+
+    # Only provision.dev_workspace imports the local Slack package (an import-linter contract).
+    from provision.dev_workspace import LocalSlack
 
 # Other mains and helpers that callers (the CLI, tests, benchmarks) still reach through here.
 __all__ = [
@@ -33,9 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# Kept under the data folder, so a restart of the demo finds the channel as it was.
-LOCAL_SLACK_DATA_FILE = "local-slack.json"
 
 
 def dev_settings(settings: Settings, data_dir: Path) -> Settings:
@@ -69,7 +69,8 @@ def ready_banner(settings: Settings, codec_endpoint: str | None) -> list[str]:
     on_path = bool(setup) and setup[-1].startswith("export PATH=")
     provision_cli = "provision" if on_path else command("provision")
     temporal = "temporal" if on_path else command("temporal")
-    query = f"{temporal} workflow query --workflow-id provision-demo-happy-path --type get_current_status"
+    workflow_id = workflow_id_for("demo-happy-path")
+    query = f"{temporal} workflow query --workflow-id {workflow_id} --type {QUERY_STATUS}"
     if codec_endpoint:
         query += f" --codec-endpoint {codec_endpoint}"
     indent = " " * 15
@@ -85,7 +86,7 @@ async def run_dev(settings: Settings) -> int:
     """Start what is missing of the local stack, print where it is, stop it all on a signal."""
     from codec.server import run_codec_server
     from provision.bot_main import start_bot
-    from provision.dev_workspace import slack_banner, start_local_slack
+    from provision.dev_workspace import DATA_FILE_NAME, slack_banner, start_local_slack
     from provision.worker import build_worker
 
     data_dir = settings.data_dir.resolve()
@@ -109,7 +110,7 @@ async def run_dev(settings: Settings) -> int:
     try:
         if not settings.slack_configured:
             local_slack, settings = await start_local_slack(
-                settings, data_file=data_dir / LOCAL_SLACK_DATA_FILE
+                settings, data_file=data_dir / DATA_FILE_NAME
             )
         if port_open(bind, port):
             print(f"Temporal: using the server already answering at {settings.temporal_address}")

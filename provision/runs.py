@@ -25,6 +25,20 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows.contracts import (
+    DEPROVISION_WORKFLOW,
+    PROVISION_STATUS,
+    PROVISION_WORKFLOW,
+    QUERY_STATE,
+    SCENARIO,
+    SEARCH_ATTRIBUTES,
+    SIGNAL_APPLY_DECISION,
+    SIGNAL_REPLAN,
+    TF_DIRECTORY,
+    UPDATE_APPLY_DECISION,
+    WORKFLOW_ID_PREFIX,
+    workflow_id_for,
+)
 from workflows.models import (
     ApplyDecision,
     ApprovalChannel,
@@ -35,12 +49,8 @@ from workflows.models import (
     RunState,
     RunStatus,
     no_decision_awaited,
-    workflow_id_for,
 )
-from workflows.search_attributes import ALL_KEYS, PROVISION_STATUS, SCENARIO, TF_DIRECTORY
 
-PROVISION_WORKFLOW = "ProvisionInfraWorkflow"
-DEPROVISION_WORKFLOW = "DeprovisionInfraWorkflow"
 # How long to look for a decision in the run's state once the update's answer was lost, and how
 # long to wait for a settled decision to show in the state (the workflow moves on in the same task,
 # so this is normally the first query).
@@ -119,7 +129,7 @@ class InvalidText(RunError, ValueError):
 def resolve_workflow_id(target: str) -> str:
     """Accept a workflow id or a workspace name."""
     check_text(target, "the run id")
-    return target if target.startswith("provision-") else workflow_id_for(target)
+    return target if target.startswith(WORKFLOW_ID_PREFIX) else workflow_id_for(target)
 
 
 class RunService:
@@ -153,7 +163,7 @@ class RunService:
         except RPCError:
             return []
         known = set(resp.custom_attributes) | set(resp.system_attributes)
-        return [key.name for key in ALL_KEYS if key.name not in known]
+        return [key.name for key in SEARCH_ATTRIBUTES if key.name not in known]
 
     async def start(
         self, request: ProvisionRequest | DeprovisionRequest
@@ -198,7 +208,7 @@ class RunService:
     async def status(self, target: str) -> RunStatus:
         handle = self.handle(target)
         try:
-            return await handle.query("get_state", result_type=RunStatus)
+            return await handle.query(QUERY_STATE, result_type=RunStatus)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise RunNotFound(f"no run found for {target}") from None
@@ -223,11 +233,11 @@ class RunService:
         check_text(decision.reason, "the reason")
         handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
         if by_signal:
-            await handle.signal("signal_apply_decision", decision)
+            await handle.signal(SIGNAL_APPLY_DECISION, decision)
             return None
         try:
             outcome = await handle.execute_update(
-                "update_apply_decision",
+                UPDATE_APPLY_DECISION,
                 decision,
                 result_type=DecisionOutcome,
                 rpc_timeout=self.update_rpc_timeout,
@@ -246,7 +256,7 @@ class RunService:
         # Bounded, so one query stuck on a busy worker does not use up a caller's whole deadline.
         try:
             return await self.client.get_workflow_handle(workflow_id, run_id=run_id).query(
-                "get_state", result_type=RunStatus, rpc_timeout=_QUERY_TIMEOUT
+                QUERY_STATE, result_type=RunStatus, rpc_timeout=_QUERY_TIMEOUT
             )
         except (RPCError, RPCTimeoutOrCancelledError):
             return None
@@ -349,7 +359,7 @@ class RunService:
         status = await self.status(target)
         if status.state.is_final:
             raise RunError(f"{status.workflow_id} is {status.state.value}: nothing to replan")
-        await self.signal(status.workflow_id, None, "request_continue_as_new")
+        await self.signal(status.workflow_id, None, SIGNAL_REPLAN)
         return status
 
     async def list_runs(self, state: str | None = None, limit: int = 50) -> list[RunSummary]:
@@ -394,7 +404,7 @@ class RunService:
         while not result_task.done():
             try:
                 status = await self.client.get_workflow_handle(handle.id).query(
-                    "get_state", result_type=RunStatus
+                    QUERY_STATE, result_type=RunStatus
                 )
             except RPCError:
                 status = None
@@ -407,7 +417,7 @@ class RunService:
         except WorkflowFailureError:
             pass
         final = await self.client.get_workflow_handle(handle.id).query(
-            "get_state", result_type=RunStatus
+            QUERY_STATE, result_type=RunStatus
         )
         if on_status and final.state != last:
             on_status(final)

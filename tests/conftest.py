@@ -11,6 +11,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from provision.client import TemporalUnreachable
-from provision.dev import temporal_cli
-from workflows.search_attributes import ALL_KEYS
+from provision.executables import temporal_cli
+from workflows.contracts import SEARCH_ATTRIBUTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -59,12 +60,18 @@ def payload_texts(node: object) -> list[str]:
     return [part.decode(errors="replace") for part in payload_parts(node)]
 
 
+# The SDK waits 5 s for the dev server by default; on a loaded machine one slow start would turn
+# into an error in every test that uses the server.
+DEV_SERVER_STARTUP_TIMEOUT = timedelta(seconds=120)
+
+
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli_path(),
-        search_attributes=ALL_KEYS,
+        search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
+        dev_server_startup_timeout=DEV_SERVER_STARTUP_TIMEOUT,
     )
     try:
         yield env

@@ -14,14 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-# Names other processes rely on live in workflows/contracts.py; these are kept importable here.
+# Names other processes rely on live in workflows/contracts.py; import them from there. These three
+# stay importable here only until activities/provisioning.py (being rewritten elsewhere) does so.
 from workflows.contracts import (  # noqa: F401
     APPLY_ACTIVITY,
     EVALUATE_POLICY_ACTIVITY,
-    NOTIFY_ACTIVITY,
     PLAN_ACTIVITY,
-    WORKFLOW_ID_PREFIX,
-    workflow_id_for,
 )
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")

@@ -29,6 +29,12 @@ from stacks.requests import (
     build_request,
     sanitize_prefix,
 )
+from workflows.contracts import (
+    DEPROVISION_WORKFLOW,
+    PROVISION_WORKFLOW,
+    workflow_id_for,
+    workspace_of,
+)
 from workflows.models import (
     Actor,
     DeprovisionRequest,
@@ -36,7 +42,6 @@ from workflows.models import (
     RunState,
     RunStatus,
     SlackMessageRef,
-    workflow_id_for,
 )
 
 log = logging.getLogger(__name__)
@@ -69,7 +74,7 @@ def _request_for(
     if command.verb == "run":
         return build_request(_options(services, command, user, command.scenario or ""))
     if command.target:
-        workspace = command.target.removeprefix("provision-")
+        workspace = workspace_of(command.target)
     elif command.scenario:
         prefix = command.prefix or sanitize_prefix(user.name)
         workspace = f"{prefix}-{command.scenario}"
@@ -89,7 +94,7 @@ def _starting_status(request: ProvisionRequest | DeprovisionRequest, user: Actor
     """What the run message shows between posting it and the workflow's first notification."""
     destroy = isinstance(request, DeprovisionRequest)
     return RunStatus(
-        workflow_type="DeprovisionInfraWorkflow" if destroy else "ProvisionInfraWorkflow",
+        workflow_type=DEPROVISION_WORKFLOW if destroy else PROVISION_WORKFLOW,
         workflow_id=workflow_id_for(request.workspace),
         run_id="",
         scenario=request.scenario,

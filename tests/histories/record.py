@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -24,8 +25,8 @@ from provision.runs import RunService  # noqa: E402
 from provision.settings import load_settings  # noqa: E402
 from provision.worker import build_worker  # noqa: E402
 from stacks.requests import RunOptions, build_destroy_request, build_request  # noqa: E402
+from workflows.contracts import SEARCH_ATTRIBUTES  # noqa: E402
 from workflows.models import ApplyDecision, RunState, RunStatus  # noqa: E402
-from workflows.search_attributes import ALL_KEYS  # noqa: E402
 
 TASK_QUEUE = "record-histories"
 # A fixed, public test key: only for the recorded encrypted histories, never for real use.
@@ -124,8 +125,10 @@ async def record(client: Client, address: str, data_dir: Path, suffix: str) -> N
 async def main() -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        search_attributes=ALL_KEYS,
+        search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
+        # The SDK's default is 5 s; a loaded machine can take longer to start it.
+        dev_server_startup_timeout=timedelta(seconds=120),
     )
     address = env.client.service_client.config.target_host
     try:
