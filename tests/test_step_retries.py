@@ -16,7 +16,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from tests.test_workflows import FakeTerraform, request, running, start
-from workflows.models import PlanInput, PlanResult, RunState, RunStatus
+from workflows.models import (
+    ApplyInput,
+    ApplyResult,
+    PlanInput,
+    PlanResult,
+    PlanSummary,
+    RunState,
+    RunStatus,
+)
 from workflows.steps import APPLY_RETRY, PLAN_RETRY
 
 CLEAR_HINT = "clear it with `provision fault clear recoverable-failure`"
@@ -110,3 +118,35 @@ async def test_retryable_errors_stop_at_the_approval_timeout(client: Client) -> 
     assert final.state == RunState.FAILED
     assert fake.plan_attempts == [1, 2, 3, 4]
     assert final.error and "planning failed" in final.error and CLEAR_HINT in final.error
+
+
+class InterruptedApply(FakeTerraform):
+    """The first apply changed the state and its outcome is unknown; the replan finds the change
+    complete (no changes)."""
+
+    def activities(self) -> list:
+        plan, policy, apply = super().activities()
+
+        @activity.defn(name="terraform_plan")
+        async def replan_finds_nothing(step: PlanInput) -> PlanResult:
+            result = await plan(step)
+            if len(self.plans) > 1:
+                result.summary = PlanSummary()
+            return result
+
+        @activity.defn(name="terraform_apply")
+        async def interrupted(step: ApplyInput) -> ApplyResult:
+            self.applies.append(step)
+            raise ApplicationError("outcome unknown", type="PartlyApplied", non_retryable=True)
+
+        return [replan_finds_nothing, policy, interrupted]
+
+
+async def test_a_run_whose_apply_changed_the_state_is_never_no_changes(client: Client) -> None:
+    fake = InterruptedApply()
+    async with running(client, fake) as tq:
+        handle = await start(client, tq, request(scenario="happy-path"))
+        result = await handle.result()
+    assert len(fake.plans) == 2 and len(fake.applies) == 1
+    assert result.state == RunState.APPLIED, result
+    assert "interrupted apply" in result.reason

@@ -648,7 +648,7 @@ async def test_an_interrupted_apply_with_unknown_outcome_asks_for_a_replan(
     made = await _interrupted(acts, runner, "unknown", tmp_path)
     files = runner.apply_files("unknown", "cut")
     files.log.write_text(files.log.read_text().replace("Apply complete!", "(cut off)"))
-    error = await app_error(apply(acts, made, "unknown", attempt=2), "StalePlan")
+    error = await app_error(apply(acts, made, "unknown", attempt=2), "PartlyApplied")
     assert error.non_retryable and "replan" in error.message
     assert runner.commands.count("apply") == 1
 

@@ -71,6 +71,7 @@ class _TerraformRun:
         self._attempt = 1
         self._last_error: str | None = None
         self._retrying = False
+        self._partly_applied = False
         self._steps = TerraformSteps(request, self._set_state, self._pace, self._on_attempt)
 
     # Queries: the original demo's four, plus the whole structured state. ------------------
@@ -274,9 +275,12 @@ class _TerraformRun:
             result = await self._steps.apply(checked.plan, applying)
         except ActivityError as exc:
             cause = exc.cause
-            if not (isinstance(cause, ApplicationError) and cause.type == "StalePlan"):
+            kind = cause.type if isinstance(cause, ApplicationError) else None
+            if kind not in ("StalePlan", "PartlyApplied"):
                 await self._fail("apply failed", exc)
                 raise
+            # An apply that changed the state makes this run one that applied, whatever follows.
+            self._partly_applied = self._partly_applied or kind == "PartlyApplied"
             raise _StalePlan(str(cause)) from None
         self._outputs = result.outputs
         return None
@@ -291,6 +295,9 @@ class _TerraformRun:
                 self._reason = f"blocked by hard-mandatory policy: {rules}"
                 return RunState.POLICY_FAILED
             if not checked.plan.summary.has_changes:
+                if self._partly_applied:
+                    self._reason = "applied: an interrupted apply finished the change"
+                    return RunState.DESTROYED if destroy else RunState.APPLIED
                 self._reason = "no changes: the infrastructure already matches the configuration"
                 return RunState.NO_CHANGES
             if self._replan_requested:
