@@ -92,7 +92,8 @@ class ProvisioningActivities:
         store: WorkspaceStore | None = None,
     ):
         self.runner = runner
-        self.store = store or FileWorkspaceStore(runner.workspace_dir)
+        # Looked up per call: a runner may be given later (tests build activities without one).
+        self.store = store or FileWorkspaceStore(lambda ws: self.runner.workspace_dir(ws))
         self.apply_once = ApplyOnce(runner, self.store, timed=_timed)
         self.policy = policy_evaluator
         self.data_dir = data_dir

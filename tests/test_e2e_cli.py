@@ -128,13 +128,16 @@ async def test_recoverable_failure_goes_on_once_the_switch_is_cleared(stack: Sta
     )
 
     async def plan_failing() -> bool:
-        described = await stack.temporal(
-            "workflow", "describe", "--workflow-id", workflow_id, "--output", "json"
-        )
-        if described.returncode != 0:
+        # The run's own state says it is retrying, and how to clear the fault.
+        status = await stack.run("status", workflow_id, "--json")
+        if status.returncode != 0:
             return False
-        pending = json.loads(described.stdout).get("pendingActivities") or []
-        return any(int(p.get("attempt", 1)) >= 2 for p in pending)
+        data = status.json()
+        return (
+            data["attempt"] >= 2
+            and "provision fault clear recoverable-failure" in (data["error"] or "")
+            and data["error"].startswith(f"retrying, attempt {data['attempt']}")
+        )
 
     await wait_until(plan_failing, what="the plan activity retrying")
     assert switch.exists()
@@ -153,9 +156,16 @@ async def test_api_failure_succeeds_on_the_fifth_attempt(stack: Stack) -> None:
         "workflow", "show", "--workflow-id", "provision-e2e-api-failure", "--output", "json"
     )
     events = json.loads(history.stdout)["events"]
-    started = [e for e in events if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_STARTED"]
-    # Retries are recorded on the final started event: the 5th attempt is the one that applied.
-    assert max(int(e["activityTaskStartedEventAttributes"]["attempt"]) for e in started) == 5
+    scheduled = [
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ]
+    # The workflow makes the retries: five apply attempts, the 5th is the one that applied.
+    assert scheduled.count("terraform_apply") == 5
+    status = run.json()
+    assert status["attempt"] == 5 and "simulated cloud API failure" in status["last_error"]
+    assert status["error"] is None
     assert await stack.namespace_exists("e2e-api-failure")
     assert (await stack.run("destroy", "e2e-api-failure", "--wait")).returncode == 0
 

@@ -97,11 +97,14 @@ async def test_plan_retries_show_attempt_and_error_then_clear(client: Client) ->
         assert retrying.last_error and CLEAR_HINT in retrying.last_error
         assert retrying.error and retrying.error.startswith(f"retrying, attempt {retrying.attempt}")
         assert CLEAR_HINT in retrying.error
+        # `provision status` and `--wait` print the reason.
+        assert retrying.reason == retrying.error
         fake.switch_on = False
         result = await handle.result()
         final = await state(handle)
     assert result.state == RunState.APPLIED
     assert final.error is None, "a recovered run shows no error"
+    assert "retrying" not in final.reason
     assert final.last_error and CLEAR_HINT in final.last_error
     assert fake.plan_attempts[:3] == [1, 2, 3]
     assert fake.plan_attempts == list(range(1, len(fake.plan_attempts) + 1))

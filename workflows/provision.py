@@ -71,6 +71,7 @@ class _TerraformRun:
         self._attempt = 1
         self._last_error: str | None = None
         self._retrying = False
+        self._reason_before_retry = ""
         self._partly_applied = False
         self._steps = TerraformSteps(request, self._set_state, self._pace, self._on_attempt)
 
@@ -166,10 +167,14 @@ class _TerraformRun:
 
     def _on_attempt(self, attempt: Attempt) -> None:
         """A terraform step failed and is retried: the run's state and message say so."""
+        if not self._retrying:
+            self._reason_before_retry = self._reason
         self._attempt = attempt.number
         self._last_error = attempt.last_error
         self._retrying = True
         self._error = f"retrying, attempt {attempt.number}: {attempt.last_error}"
+        # `provision status` and `--wait` print the reason: while retrying, that is the retry.
+        self._reason = self._error
         self._notifier.changed()
 
     def _set_state(self, state: RunState) -> None:
@@ -178,6 +183,7 @@ class _TerraformRun:
             # The step that was retried has succeeded; the last error stays in `last_error`.
             self._retrying = False
             self._error = None
+            self._reason = self._reason_before_retry
         if state in (RunState.PLANNING, RunState.APPLYING, RunState.DESTROYING):
             self._attempt = 1
         pairs = [
