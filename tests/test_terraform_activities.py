@@ -34,6 +34,7 @@ from activities.terraform import (
     render_plan_text,
     summarize_plan,
 )
+from activities.terraform_process import WRAPPER_NAME, WorkspaceLock
 from activities.workspace_store import ApplyRecord
 from provision.settings import default_terraform_binary
 from provision.toolchain import Toolchain, prepare_toolchain
@@ -713,3 +714,54 @@ async def test_a_plan_waits_for_the_apply_holding_the_workspace(
 
 async def _async_true(value: bool) -> bool:
     return value
+
+
+# 12. Orphans of a dead attempt: a plan is stopped, an apply is awaited ------------------------
+
+
+async def _orphan(runner: RecordingRunner, workspace: str, command: str, seconds: int):
+    """A process as a dead worker leaves it: in its own session under the wrapper's name, holding
+    the workspace lock through an inherited descriptor, its worker's descriptor gone."""
+    lock = WorkspaceLock(runner.workspace_dir(workspace))
+    runner.workspace_dir(workspace).mkdir(parents=True, exist_ok=True)
+    await lock.acquire(reap=False, grace_seconds=1)
+    orphan = await asyncio.create_subprocess_exec(
+        "/bin/sh",
+        "-c",
+        f"sleep {seconds}; true",
+        WRAPPER_NAME,
+        pass_fds=(lock.fd,),
+        start_new_session=True,
+    )
+    lock.note_running(orphan.pid, command)
+    lock.release()
+    return orphan
+
+
+async def test_a_plan_stops_an_orphaned_plan_and_awaits_an_orphaned_apply(
+    acts: ProvisioningActivities, runner: RecordingRunner
+) -> None:
+    orphan = await _orphan(runner, "orphans", "plan", 60)
+    try:
+        made = await asyncio.wait_for(
+            plan(acts, workspace="orphans", tf_directory="quick", variables={}), 60
+        )
+        assert made.summary.add == 1
+        assert await asyncio.wait_for(orphan.wait(), 10) == -signal.SIGINT
+    finally:
+        if orphan.returncode is None:
+            orphan.kill()
+
+    loop = asyncio.get_running_loop()
+    orphan = await _orphan(runner, "orphans", "apply", 3)
+    started = loop.time()
+    try:
+        await asyncio.wait_for(
+            plan(acts, workspace="orphans", tf_directory="quick", variables={}, plan_id="p2"), 60
+        )
+        # The plan ran only once the orphaned apply had finished on its own.
+        assert loop.time() - started >= 3
+        assert await asyncio.wait_for(orphan.wait(), 5) == 0
+    finally:
+        if orphan.returncode is None:
+            orphan.kill()
