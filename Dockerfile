@@ -23,18 +23,19 @@ WORKDIR /src
 
 # Dependencies first, against empty packages, so a code change reuses this (slow) layer.
 COPY pyproject.toml README.md ./
-RUN mkdir provision bot workflows activities codec \
+RUN mkdir provision bot workflows activities codec stacks \
     && touch provision/__init__.py bot/__init__.py workflows/__init__.py \
-        activities/__init__.py codec/__init__.py \
+        activities/__init__.py codec/__init__.py stacks/__init__.py \
     && pip install . \
     && pip uninstall --yes provision \
-    && rm -rf provision bot workflows activities codec build *.egg-info
+    && rm -rf provision bot workflows activities codec stacks build *.egg-info
 
 COPY provision ./provision
 COPY bot ./bot
 COPY workflows ./workflows
 COPY activities ./activities
 COPY codec ./codec
+COPY stacks ./stacks
 RUN pip install --no-deps . \
     && provision help > /dev/null
 

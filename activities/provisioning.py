@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio import activity
@@ -16,9 +17,11 @@ from temporalio.exceptions import ApplicationError
 from activities.apply_once import ApplyJob, ApplyOnce
 from activities.plan_document import Scrubber, redact_plan_document
 from activities.plan_rendering import render_plan_text, summarize_plan
+from activities.sources import ResolvedSource, SourceResolver
 from activities.terraform import TerraformError, TerraformRunner, sha256_file
 from activities.terraform_process import heartbeating
 from activities.workspace_store import FileWorkspaceStore, WorkspaceStore
+from stacks.registry import BUILTIN_STACKS
 from workflows import metrics
 from workflows.models import (
     APPLY_ACTIVITY,
@@ -78,6 +81,17 @@ def _count_policy(report: PolicyReport) -> None:
         findings.add(1, {"rule": finding.rule, "level": finding.level.value})
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What a step works on: the configuration, its variables, and where a stack's came from."""
+
+    tf_directory: str
+    variables: dict
+    scenario: str
+    stack: str | None
+    revision: str | None
+
+
 class ProvisioningActivities:
     """Dependencies come in through the constructor, so tests can pass their own."""
 
@@ -90,8 +104,10 @@ class ProvisioningActivities:
         worker_env: Mapping[str, str] | None = None,
         extra_passthrough: Sequence[str] = (),
         store: WorkspaceStore | None = None,
+        sources: SourceResolver | None = None,
     ):
         self.runner = runner
+        self.sources = sources
         # Looked up per call: a runner may be given later (tests build activities without one).
         self.store = store or FileWorkspaceStore(lambda ws: self.runner.workspace_dir(ws))
         self.apply_once = ApplyOnce(runner, self.store, timed=_timed)
@@ -132,8 +148,9 @@ class ProvisioningActivities:
                 type="InjectedFault",
             )
 
-    def _resolve(self, step: TerraformStepInput) -> tuple[str, dict, str]:
+    def _resolve(self, step: TerraformStepInput) -> _Target:
         tf_directory, variables = step.tf_directory, step.variables
+        stack, revision = step.stack, None
         if tf_directory is None or variables is None:
             record = self.runner.read_record(step.workspace)
             if record is None:
@@ -144,21 +161,39 @@ class ProvisioningActivities:
                 )
             tf_directory = tf_directory or record["tf_directory"]
             variables = variables if variables is not None else record["variables"]
-        return tf_directory, dict(variables), step.scenario
+            stack = stack or record.get("stack")
+            # A destroy tears down what was applied: the same commit of a git source.
+            revision = record.get("source_revision")
+        return _Target(tf_directory, dict(variables), step.scenario, stack, revision)
+
+    async def _source(self, target: _Target) -> ResolvedSource | None:
+        declared = self.sources is not None and self.sources.declared(target.stack)
+        if not declared:
+            if target.stack and target.stack not in BUILTIN_STACKS:
+                # A stack of the requester's stacks file that this worker was not given.
+                raise TerraformError(
+                    f"stack {target.stack!r} is not declared in this worker's stacks file "
+                    "(PROVISION_STACKS_FILE)",
+                    kind="TerraformConfigError",
+                    retryable=False,
+                )
+            return None
+        return await self.sources.resolve(target.stack or "", target.revision)
 
     @activity.defn(name=PLAN_ACTIVITY)
     async def plan(self, step: PlanInput) -> PlanResult:
         self._check_plan_fault(step)
         env_values, scrub, secret_vars = self._passthrough(step.env_passthrough)
-        tf_directory, variables, scenario = self._resolve(step)
+        target = self._resolve(step)
         detail = {"text": "waiting for the workspace"}
         try:
             async with heartbeating(_beat(detail)):
+                detail["text"] = "fetching the stack's source"
+                source = await self._source(target)
+                detail["text"] = "waiting for the workspace"
                 async with self.runner.locked(step.workspace, reap=True):
                     detail["text"] = "planning"
-                    plan_path, document = await self._plan(
-                        step, tf_directory, variables, scenario, env_values, scrub
-                    )
+                    plan_path, document = await self._plan(step, target, source, env_values, scrub)
         except TerraformError as exc:
             raise _app_error(exc) from None
         redacted = redact_plan_document(document, scrub, secret_vars)
@@ -167,23 +202,31 @@ class ProvisioningActivities:
             plan_id=step.plan_id,
             plan_path=str(plan_path),
             plan_sha256=sha256_file(plan_path),
-            tf_directory=tf_directory,
+            tf_directory=target.tf_directory,
             summary=summary,
             plan_text=scrub(render_plan_text(redacted)),
             plan_document=redacted,
+            source_revision=source.revision if source else None,
         )
 
     async def _plan(
         self,
         step: PlanInput,
-        tf_directory: str,
-        variables: dict,
-        scenario: str,
+        target: _Target,
+        source: ResolvedSource | None,
         env_values: dict[str, str],
         scrub: Scrubber,
     ) -> tuple[Path, dict]:
-        work = self.runner.prepare(step.workspace, tf_directory, variables, scenario)
-        env = self.runner.env(env_values)
+        work = self.runner.prepare(
+            step.workspace,
+            target.tf_directory,
+            target.variables,
+            target.scenario,
+            source=source.folder if source else None,
+            stack=target.stack,
+            revision=source.revision if source else target.revision,
+        )
+        env = self.runner.env({**env_values, "TF_VAR_workspace": step.workspace})
         with _timed("init"):
             await self.runner.init(work, env, scrub)
         plan_path = self.runner.plans_dir(step.workspace) / f"{step.plan_id}.tfplan"
@@ -197,7 +240,8 @@ class ProvisioningActivities:
         from activities.policy import PolicyError, PolicySyntaxError
 
         try:
-            report = self.policy.evaluate(request.plan_document)
+            document = {**request.plan_document, "provision": {"destroy": request.destroy}}
+            report = self.policy.evaluate(document)
         except PolicySyntaxError as exc:
             raise ApplicationError(str(exc), type="PolicySyntaxError", non_retryable=True) from None
         except PolicyError as exc:
@@ -235,7 +279,7 @@ class ProvisioningActivities:
             plan_path=Path(step.plan_path),
             plan_sha256=step.plan_sha256,
             attempt=_attempt(step),
-            env=self.runner.env(env_values),
+            env=self.runner.env({**env_values, "TF_VAR_workspace": step.workspace}),
             scrub=scrub,
             on_line=on_line,
         )

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -191,30 +192,33 @@ class TerraformRunner:
             lock.release()
 
     def prepare(
-        self, workspace: str, tf_directory: str, variables: Mapping[str, TfValue], scenario: str
+        self,
+        workspace: str,
+        tf_directory: str,
+        variables: Mapping[str, TfValue],
+        scenario: str,
+        *,
+        source: Path | None = None,
+        stack: str | None = None,
+        revision: str | None = None,
     ) -> Path:
-        """Copy the configuration into the workspace and write its (non-secret) variables."""
-        source = self.config_dir(tf_directory)
+        """Copy the configuration into the workspace and write its (non-secret) variables.
+
+        `source` is a declared stack's folder (its subfolders, local modules, come along);
+        without it `tf_directory` names a built-in folder under the terraform root.
+        """
+        folder = source or self.config_dir(tf_directory)
         work = self.workspace_dir(workspace)
         work.mkdir(parents=True, exist_ok=True, mode=0o700)
-        wanted = {
-            p.name for p in source.iterdir() if p.is_file() and p.name.endswith(CONFIG_SUFFIXES)
-        }
-        for existing in work.iterdir():
-            if existing.is_file() and existing.name.endswith(CONFIG_SUFFIXES):
-                if existing.name not in wanted:
-                    existing.unlink()
-        for name in wanted:
-            src, dst = source / name, work / name
-            data = src.read_bytes()
-            if not dst.exists() or dst.read_bytes() != data:
-                dst.write_bytes(data)
+        _sync_config(folder, work, subfolders=source is not None)
         (work / "terraform.tfvars.json").write_text(json.dumps(dict(variables), sort_keys=True))
         record = {
             "workspace": workspace,
             "tf_directory": tf_directory,
             "variables": dict(variables),
             "scenario": scenario,
+            "stack": stack,
+            "source_revision": revision,
         }
         self.record_path(workspace).write_text(json.dumps(record, sort_keys=True, indent=2))
         return work
@@ -368,6 +372,36 @@ class TerraformRunner:
             return
         for path in plans.iterdir():
             path.unlink(missing_ok=True)
+
+
+# What terraform keeps in a workspace folder of its own; never overwritten from a source.
+_WORKSPACE_OWN = frozenset({".terraform", "plans", "applies", "terraform.tfstate.d"})
+
+
+def _sync_config(source: Path, work: Path, *, subfolders: bool) -> None:
+    """Make the workspace's configuration files those of `source`, keeping its state."""
+    wanted = {p.name for p in source.iterdir() if p.is_file() and p.name.endswith(CONFIG_SUFFIXES)}
+    for existing in work.iterdir():
+        if existing.is_file() and existing.name.endswith(CONFIG_SUFFIXES):
+            if existing.name not in wanted:
+                existing.unlink()
+    for name in wanted:
+        src, dst = source / name, work / name
+        data = src.read_bytes()
+        if not dst.exists() or dst.read_bytes() != data:
+            dst.write_bytes(data)
+    if not subfolders:
+        return
+    for folder in source.iterdir():
+        if (
+            folder.is_dir()
+            and not folder.name.startswith(".")
+            and folder.name not in _WORKSPACE_OWN
+        ):
+            target = work / folder.name
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(folder, target, symlinks=False)
 
 
 def plan_state_identity(plan_path: Path) -> StateIdentity | None:

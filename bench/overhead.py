@@ -57,8 +57,8 @@ from provision.dev import ensure_search_attributes, temporal_cli  # noqa: E402
 from provision.runs import PROVISION_WORKFLOW  # noqa: E402
 from provision.settings import Settings, load_settings  # noqa: E402
 from provision.worker import build_activities, build_worker  # noqa: E402
+from stacks.requests import RunOptions, build_request, validate_variables  # noqa: E402
 from workflows.models import ProvisionRequest, ProvisionResult, RunState, workflow_id_for  # noqa: E402
-from workflows.scenarios import RunOptions, build_request, validate_variables  # noqa: E402
 from workflows.search_attributes import PROVISION_STATUS, SCENARIO, TF_DIRECTORY  # noqa: E402
 
 TARGET_RATIO = 1.15

@@ -27,7 +27,7 @@ class Refusal:
 
 
 class ApproverDirectory:
-    """Resolves PROVISION_SLACK_APPROVERS: user ids (U…/W…) as they are, user groups (S…) through
+    """Resolves the approvers setting (PROVISION_SLACK_APPROVERS): user ids (U…/W…) as they are, user groups (S…) through
     usergroups.users.list, cached for a minute so membership changes apply without a restart."""
 
     def __init__(
@@ -78,6 +78,17 @@ class ApproverDirectory:
                 return True
         return False
 
+    async def describe(self, limit: int = 8) -> str:
+        """Who can approve, as Slack mentions (members of groups resolved, so nobody is pinged as
+        a group): what a refused user needs to know, rather than the setting's name."""
+        people = sorted(self.users)
+        for group in self.groups:
+            people += sorted(await self._group_members(group) - set(people))
+        if not people:
+            return "nobody yet"
+        shown = ", ".join(f"<@{user}>" for user in people[:limit])
+        return shown + (f" and {len(people) - limit} more" if len(people) > limit else "")
+
     async def warm(self) -> None:
         """Resolve the groups once at start, so the first click pays no extra round trip."""
         for group in self.groups:
@@ -97,12 +108,13 @@ class AccessPolicy:
             if self.directory.empty:
                 return Refusal(
                     "no_approvers",
-                    "No Slack approvers are configured (PROVISION_SLACK_APPROVERS), so decisions "
-                    "are taken with `provision approve` / `provision deny` in a terminal.",
+                    "Nobody can approve from Slack here yet, so an operator decides with "
+                    "`provision approve` / `provision deny` in a terminal.",
                 )
             return Refusal(
                 "not_approver",
-                "You are not an approver for provisioning runs (PROVISION_SLACK_APPROVERS).",
+                "You are not an approver for provisioning runs; ask one of "
+                f"{await self.directory.describe()}.",
             )
         if approve and user_id == ref.requester_id and not self.allow_self_approval:
             return Refusal(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,7 +157,28 @@ def _bounded_lines(lines: Sequence[str], limit: int, more: str) -> str:
 def mention(actor: Actor) -> str:
     if actor.kind == "slack" and actor.id:
         return f"<@{escape(actor.id)}>"
-    return escape(actor.display) + (f" ({actor.kind})" if actor.kind != "slack" else "")
+    # "operator (via Temporal)" already says how it was authenticated; "bob" does not.
+    suffix = "" if actor.kind == "slack" or actor.kind in actor.display else f" ({actor.kind})"
+    return escape(actor.display) + suffix
+
+
+def decision_ack(approved: bool, message: str) -> str:
+    """The private line that tells a user what became of their decision."""
+    return f"{':white_check_mark:' if approved else ':x:'} {escape(message)}"
+
+
+def plan_counts(add: int, change: int, destroy: int) -> str:
+    """`+1 to add · −2 to destroy`: zero counts left out, `no changes` when all are zero."""
+    parts = [
+        f"{sign}{count} to {verb}"
+        for sign, count, verb in (
+            ("+", add, "add"),
+            ("~", change, "change"),
+            ("−", destroy, "destroy"),
+        )
+        if count
+    ]
+    return " · ".join(parts) or "no changes"
 
 
 def slack_date(moment: datetime, style: str = "{date_short_pretty} {time}") -> str:
@@ -205,14 +227,11 @@ def _to_dicts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
 # -- the run message ------------------------------------------------------------------------
 
 
-def _plan_section(status: RunStatus) -> SectionBlock | None:
+def _plan_section(status: RunStatus, in_thread: bool) -> SectionBlock | None:
     summary = status.plan_summary
     if summary is None:
         return None
-    head = (
-        f"*Plan*  +{summary.add} to add · ~{summary.change} to change · "
-        f"−{summary.destroy} to destroy"
-    )
+    head = f"*Plan*  {plan_counts(summary.add, summary.change, summary.destroy)}"
     if not summary.resources:
         return _section(head)
     addresses = [clip(escape(a), 200) for a in summary.resources[:MAX_RESOURCES]]
@@ -220,8 +239,19 @@ def _plan_section(status: RunStatus) -> SectionBlock | None:
     body = _bounded_lines(addresses, SECTION_TEXT_LIMIT - len(head) - 120, "resources")
     text = f"{head}\n```{body}```"
     if hidden:
-        text += f"\n_… and {hidden} more resources: the full plan is in the thread_"
+        where = _plan_pointer(status, in_thread)
+        text += f"\n_… and {hidden} more resources" + (f": {where}_" if where else "_")
     return _section(text)
+
+
+def _plan_pointer(status: RunStatus, in_thread: bool) -> str | None:
+    """Where the full plan is: this message's thread, or for a private reply (which has no
+    thread) the run message's, in its channel."""
+    if in_thread:
+        return "the full plan is in this message's thread"
+    if status.slack is not None:
+        return f"the full plan is in the thread of the run message in <#{escape(status.slack.channel)}>"
+    return None
 
 
 def _finding_line(finding: PolicyFinding) -> str:
@@ -384,7 +414,7 @@ def _run_blocks(status: RunStatus, namespace: str, interactive: bool) -> list[Bl
     if situation:
         blocks.append(_section(situation))
     body = [
-        _plan_section(status),
+        _plan_section(status, in_thread=interactive),
         _policy_section(status),
         _outputs_section(status),
         _decisions_section(status),
@@ -395,7 +425,9 @@ def _run_blocks(status: RunStatus, namespace: str, interactive: bool) -> list[Bl
     if interactive:
         blocks.append(_actions(status))
     if status.plan_text:
-        blocks.append(_context(":page_facing_up: The full plan is in this message's thread."))
+        where = _plan_pointer(status, in_thread=interactive)
+        if where:
+            blocks.append(_context(f":page_facing_up: {where[0].upper()}{where[1:]}."))
     kept = [b for b in blocks if b is not None]
     if len(kept) > MAX_BLOCKS:
         kept = [*kept[: MAX_BLOCKS - 1], _context("_… more detail than a message can hold_")]
@@ -453,6 +485,7 @@ def render_help(problem: str | None, help_text: str) -> str:
 
 class RunListing(Protocol):
     workflow_id: str
+    run_id: str
     status: str
     scenario: str | None
     execution_status: str
@@ -466,8 +499,13 @@ def render_run_list(
     title = f"Runs in state {state}" if state else "Recent runs"
     if not runs:
         return f"{title}: none", _to_dicts([_section(f"*{escape(title)}*: none")])
+    # A replanned or rerun workspace lists one line per execution: the run id tells them apart.
+    counts = Counter(r.workflow_id for r in runs)
+    repeated = {workflow_id for workflow_id, count in counts.items() if count > 1}
     lines = [
-        f"`{escape(r.workflow_id)}` {escape(r.status or r.execution_status)}"
+        f"`{escape(r.workflow_id)}`"
+        + (f" run `{escape(r.run_id)}`" if r.workflow_id in repeated else "")
+        + f" {escape(r.status or r.execution_status)}"
         f" · {escape(r.scenario or '?')}"
         + (f" · started {escape(r.start_time[:19].replace('T', ' '))} UTC" if r.start_time else "")
         for r in runs

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
-from workflows.scenarios import SCENARIOS
+from stacks.registry import BUILTIN, Stacks
 
-VERBS = ("run", "status", "approve", "deny", "replan", "destroy", "list", "help")
+VERBS = (
+    "run",
+    "plan",
+    "stacks",
+    "status",
+    "approve",
+    "deny",
+    "replan",
+    "destroy",
+    "list",
+    "help",
+)
+_VAR_START = re.compile(r"^([a-z_][a-z0-9_]{0,63})=(.*)$", re.S)
+MAX_VARS = 50
 
 
 class GrammarError(ValueError):
@@ -28,32 +43,47 @@ class Command:
     target: str | None = None
     reason: str | None = None
     status: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    owners: list[str] = field(default_factory=list)
+    plan_only: bool = False
+
+    @property
+    def stack(self) -> str | None:
+        """The stack a run or destroy names (the original demo called stacks scenarios)."""
+        return self.scenario
 
 
-def _scenario_lines() -> str:
-    width = max(len(name) for name in SCENARIOS)
-    return "\n".join(f"  {s.name:<{width}}  {s.summary}" for s in SCENARIOS.values())
+def _stack_lines(stacks: Stacks) -> str:
+    width = max(len(name) for name in stacks.names())
+    return "\n".join(f"  {s.name:<{width}}  {s.description}" for s in stacks)
 
 
-HELP = f"""Usage: /provision <command>   (in a terminal: provision <command>)
+def help_text(stacks: Stacks = BUILTIN) -> str:
+    return f"""Usage: /provision <command>   (in a terminal: provision <command>)
 
-  <scenario> [--prefix P] [--ttl S] [--workspace W] [--pace S]
+  <stack> [--var NAME=VALUE]… [--prefix P] [--ttl S] [--workspace W] [--owner ID]… [--pace S]
                              plan, check policy, ask where needed, apply
-                             (in a terminal: provision run <scenario> …, plus --wait, --json)
+                             (in a terminal: provision run <stack> …, plus --wait, --json)
+  plan <stack> […]           plan and check policy only; the run offers Apply
+  stacks                     the stacks you can run, with their inputs
   status <id>                the state of a run (workflow id or workspace)
   list [--status S]          recent runs, optionally only those in one state
   approve <id> --reason R    approve a waiting run
   deny <id> [--reason R]     deny a waiting run
   replan <id>                throw the plan away and plan again
-  destroy [<workspace> | --scenario S --prefix P]
+  destroy [<workspace> | --stack S --prefix P]
                              destroy what a workspace applied
   help                       this text
 
-Scenarios:
-{_scenario_lines()}
+Stacks:
+{_stack_lines(stacks)}
 
-Options: --prefix names the resources (default: your user name), --ttl destroys an
-ephemeral run after S seconds, --pace slows each step by S seconds for live demos."""
+Options: --var sets one of the stack's inputs, --prefix names the workspace (default: your
+user name), --ttl destroys an ephemeral run after S seconds, --pace slows each step by S
+seconds for live demos (at most 60)."""
+
+
+HELP = help_text()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,8 +109,8 @@ def _pace(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 600:
-        raise argparse.ArgumentTypeError("must be between 0 and 600 seconds")
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError("must be between 0 and 60 seconds")
     return value
 
 
@@ -93,13 +123,20 @@ def _build() -> argparse.ArgumentParser:
         p.add_argument("--wait", action="store_true")
         p.add_argument("--json", action="store_true")
 
-    run = sub.add_parser("run", add_help=False)
-    run.add_argument("scenario")
-    run.add_argument("--prefix")
-    run.add_argument("--ttl", type=_positive_int)
-    run.add_argument("--workspace")
-    run.add_argument("--pace", type=_pace, default=0.0)
-    output_flags(run)
+    for verb in ("run", "plan"):
+        run = sub.add_parser(verb, add_help=False)
+        run.add_argument("scenario")
+        run.add_argument("--var", dest="variables", action="append", nargs="+", default=[])
+        run.add_argument("--owner", dest="owners", action="append", default=[])
+        run.add_argument("--prefix")
+        run.add_argument("--ttl", type=_positive_int)
+        run.add_argument("--workspace")
+        run.add_argument("--pace", type=_pace, default=0.0)
+        output_flags(run)
+
+    stacks = sub.add_parser("stacks", add_help=False)
+    stacks.add_argument("target", nargs="?", choices=["check"])
+    stacks.add_argument("--json", action="store_true")
 
     status = sub.add_parser("status", add_help=False)
     status.add_argument("target")
@@ -107,12 +144,12 @@ def _build() -> argparse.ArgumentParser:
 
     approve = sub.add_parser("approve", add_help=False)
     approve.add_argument("target")
-    approve.add_argument("--reason", required=True)
+    approve.add_argument("--reason", nargs="+", required=True)
     approve.add_argument("--json", action="store_true")
 
     deny = sub.add_parser("deny", add_help=False)
     deny.add_argument("target")
-    deny.add_argument("--reason", default="")
+    deny.add_argument("--reason", nargs="*", default=[])
     deny.add_argument("--json", action="store_true")
 
     replan = sub.add_parser("replan", add_help=False)
@@ -121,7 +158,7 @@ def _build() -> argparse.ArgumentParser:
 
     destroy = sub.add_parser("destroy", add_help=False)
     destroy.add_argument("target", nargs="?")
-    destroy.add_argument("--scenario")
+    destroy.add_argument("--scenario", "--stack", dest="scenario")
     destroy.add_argument("--prefix")
     destroy.add_argument("--pace", type=_pace, default=0.0)
     output_flags(destroy)
@@ -137,36 +174,69 @@ def _build() -> argparse.ArgumentParser:
 _PARSER = _build()
 
 
-def parse_args(argv: list[str]) -> Command:
-    """Parse tokens. A bare scenario name means `run <scenario>` (the Slack form)."""
+def _variables(groups: list[list[str]]) -> dict[str, str]:
+    """`--var a=1 --var note=two words b=2` → {a: 1, note: "two words", b: 2}: a word that is not
+    `name=…` continues the value before it, so values with spaces work unquoted."""
+    variables: dict[str, str] = {}
+    for group in groups:
+        current: str | None = None
+        for word in group:
+            match = _VAR_START.match(word)
+            if match:
+                current = match.group(1)
+                if current in variables:
+                    raise GrammarError(f"--var {current} is given twice")
+                variables[current] = match.group(2)
+            elif current is None:
+                raise GrammarError(f"--var takes NAME=VALUE, not {word!r}")
+            else:
+                variables[current] += " " + word
+    if len(variables) > MAX_VARS:
+        raise GrammarError(f"at most {MAX_VARS} --var values")
+    return variables
+
+
+def _unknown_stack(name: str, known: Collection[str]) -> GrammarError:
+    runnable = ", ".join(n for n in known if n != "destroy")
+    return GrammarError(f"unknown stack {name!r}; stacks: {runnable} (see `stacks`)")
+
+
+def parse_args(argv: list[str], stacks: Collection[str] | None = None) -> Command:
+    """Parse tokens. A bare stack name means `run <stack>` (the Slack form)."""
+    known = BUILTIN.names() if stacks is None else list(stacks)
     tokens = list(argv)
     if not tokens or tokens[0] in ("-h", "--help"):
         return Command(verb="help")
-    if tokens[0] in SCENARIOS and tokens[0] != "destroy":
+    if tokens[0] in known and tokens[0] != "destroy":
         tokens.insert(0, "run")
     if tokens[0] not in VERBS:
         raise GrammarError(
-            f"unknown command or scenario {tokens[0]!r}; commands: {', '.join(VERBS)}; "
-            f"scenarios: {', '.join(s for s in SCENARIOS if s != 'destroy')}"
+            f"unknown command or stack {tokens[0]!r}; commands: {', '.join(VERBS)}; "
+            f"stacks: {', '.join(s for s in known if s != 'destroy')}"
         )
     if any(t in ("-h", "--help") for t in tokens):
         return Command(verb="help")
     ns = _PARSER.parse_args(tokens)
-    if ns.verb == "run" and ns.scenario not in SCENARIOS:
-        raise GrammarError(
-            f"unknown scenario {ns.scenario!r}; choose one of: {', '.join(SCENARIOS)}"
-        )
+    values = vars(ns)
+    if ns.verb in ("run", "plan"):
+        if ns.scenario not in known or ns.scenario == "destroy" and ns.verb == "plan":
+            raise _unknown_stack(ns.scenario, known)
+        values["variables"] = _variables(ns.variables)
+        values["plan_only"] = ns.verb == "plan"
+        values["verb"] = "run"
+    if isinstance(values.get("reason"), list):
+        values["reason"] = " ".join(values["reason"])
     if ns.verb == "destroy" and ns.target and ns.scenario:
-        raise GrammarError("destroy takes a workspace or --scenario/--prefix, not both")
-    if ns.verb == "destroy" and ns.scenario and ns.scenario not in SCENARIOS:
-        raise GrammarError(f"unknown scenario {ns.scenario!r}")
-    return Command(**{k: v for k, v in vars(ns).items() if k in Command.__dataclass_fields__})
+        raise GrammarError("destroy takes a workspace or --stack/--prefix, not both")
+    if ns.verb == "destroy" and ns.scenario and ns.scenario not in known:
+        raise _unknown_stack(ns.scenario, known)
+    return Command(**{k: v for k, v in values.items() if k in Command.__dataclass_fields__})
 
 
-def parse_text(text: str) -> Command:
+def parse_text(text: str, stacks: Collection[str] | None = None) -> Command:
     """Parse the text of a slash command."""
     try:
         tokens = shlex.split(text)
     except ValueError as exc:
         raise GrammarError(f"could not read the command: {exc}") from None
-    return parse_args(tokens)
+    return parse_args(tokens, stacks)

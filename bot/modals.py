@@ -71,7 +71,8 @@ def decision_modal(context: DecisionContext) -> dict[str, Any]:
         label, placeholder = "Why do you approve?", "e.g. reviewed the grant with the team"
     else:
         explain = f"Denying ends the run of *{escape(context.workspace)}*; nothing is applied."
-        label, placeholder = "Why do you deny? (optional)", "e.g. grant is too broad"
+        # Slack adds " (optional)" to an optional input's label itself.
+        label, placeholder = "Why do you deny?", "e.g. grant is too broad"
     view = View(
         type="modal",
         callback_id=DECISION_CALLBACK,

@@ -3,7 +3,7 @@ error (retried or final) counted by method and error code."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -59,12 +59,48 @@ class CountedConnectionRetry(_Counted, AsyncConnectionErrorRetryHandler):
         self.on_error = on_error
 
 
+# The error code a body Slack's API would never send becomes: a proxy's HTML page, plain text,
+# bytes that are not UTF-8.
+UNREADABLE_RESPONSE = "invalid_response"
+
+
+def slack_error_code(exc: SlackApiError) -> str:
+    """The `error` of a Slack API failure, or `http_<status>`, whatever the response holds."""
+    response = exc.response
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"]:
+        return data["error"]
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return f"http_{status}" if isinstance(status, int) else UNREADABLE_RESPONSE
+
+
 class CountingWebClient(AsyncWebClient):
-    """An AsyncWebClient that reports every error that reaches the caller."""
+    """An AsyncWebClient that reports every error that reaches the caller, and whose errors
+    always carry a readable response (`exc.response.get("error")` works on every one)."""
 
     def __init__(self, *args: Any, on_error: ErrorCounter, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_error = on_error
+
+    async def _request(self, *, http_verb: str, api_url: str, req_args: dict) -> dict[str, Any]:
+        # The SDK raises a SlackApiError holding the raw aiohttp response for a non-JSON body,
+        # lets UnicodeDecodeError out for invalid text, and hands back a str for text/plain: each
+        # turns into the one shape callers read, `{"ok": false, "error": ...}`.
+        try:
+            response = await super()._request(
+                http_verb=http_verb, api_url=api_url, req_args=req_args
+            )
+        except SlackApiError as exc:
+            if isinstance(exc.response, AsyncSlackResponse):
+                raise
+            return _unreadable(
+                getattr(exc.response, "status", 0), getattr(exc.response, "headers", {})
+            )
+        except UnicodeDecodeError:
+            return _unreadable(0, {})
+        if isinstance(response.get("data"), str):
+            return _unreadable(response.get("status_code", 0), response.get("headers", {}))
+        return response
 
     async def api_call(  # type: ignore[override]
         self, api_method: str, **kwargs: Any
@@ -72,8 +108,17 @@ class CountingWebClient(AsyncWebClient):
         try:
             return await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
-            self._on_error(api_method, str(exc.response.get("error") or exc.response.status_code))
+            self._on_error(api_method, slack_error_code(exc))
             raise
+
+
+def _unreadable(status: object, headers: object) -> dict[str, Any]:
+    # Status 200 with an unreadable body still fails validation: `ok` is false.
+    return {
+        "data": {"ok": False, "error": UNREADABLE_RESPONSE},
+        "headers": dict(headers) if isinstance(headers, Mapping) else {},
+        "status_code": status if isinstance(status, int) else 0,
+    }
 
 
 def build_web_client(

@@ -7,3 +7,7 @@ class PayloadCodecError(ValueError):
     Messages name key ids and sizes only, never key material or payload contents, so they are safe
     to log and to return from the codec server.
     """
+
+
+class PayloadTooLarge(PayloadCodecError):
+    """A payload would decode past the size its reader allows (a decompression bomb, say)."""

@@ -9,7 +9,7 @@ from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from codec import PayloadCodecError
+from codec import PayloadCodecError, PayloadTooLarge
 
 ENCODING = b"binary/zlib"
 # Below this a payload cannot win back the ~30 bytes of metadata a compressed payload carries, and
@@ -64,7 +64,7 @@ class CompressionCodec(PayloadCodec):
         except zlib.error:
             raise PayloadCodecError("compressed payload is not valid zlib data") from None
         if inflater.unconsumed_tail:
-            raise PayloadCodecError(
+            raise PayloadTooLarge(
                 f"compressed payload inflates past {self._max_decoded_bytes} bytes; refusing it"
             )
         if not inflater.eof:

@@ -3,29 +3,44 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.converter import PayloadCodec
 
-from codec import PayloadCodecError
+from codec import PayloadCodecError, PayloadTooLarge
 from codec.compression import CompressionCodec
-from codec.converter import build_codec
+from codec.encryption import KEY_ID_METADATA, EncryptionCodec
 from codec.keys import KeyRing
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# Total payload bytes in one request, and again in one response: decoding may inflate (zlib), so
+# the body limit alone does not bound what a request makes this server hold.
+DEFAULT_MAX_DECODED_BYTES = 16 * 1024 * 1024
+# The UI and the CLI send one event's payloads at a time; a body of empty payloads by the million
+# costs memory out of proportion to its size.
+DEFAULT_MAX_PAYLOADS = 10_000
 ALLOWED_HEADERS = "Content-Type, Authorization, X-Namespace"
 ALLOWED_METHODS = "POST, GET, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 _MAX_ERROR_CHARS = 200
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_TOKEN_SET = web.AppKey("codec_token_set", bool)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*")
+_BASE64_URLSAFE = re.compile(r"[A-Za-z0-9_-]*")
+
+
+class InsecureListenError(ValueError):
+    """The codec server was asked to listen beyond loopback without a bearer token."""
 
 
 class _BadRequest(Exception):
@@ -49,17 +64,20 @@ def build_codec_app(
     auth_token: str | None,
     allowed_namespaces: Sequence[str] | None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    max_payloads: int = DEFAULT_MAX_PAYLOADS,
 ) -> web.Application:
     """The codec server app: POST `<prefix>/encode` and `<prefix>/decode`, plus GET `/healthz`.
 
     Prefixes `/encryption_codec`, `/default` and the bare root run the configured chain, the same
     one workers use, so they decode anything workers wrote; `/encryption_codec` answers 404 when
     there are no keys, rather than silently passing ciphertext through. `/compression_codec` only
-    (de)compresses.
+    (de)compresses. A request's payloads and a response's payloads are each held to
+    `max_decoded_bytes` in total (413 beyond).
     """
-    configured = build_codec(key_ring=key_ring, encrypt=key_ring is not None, compress=compress)
+    limits = _Limits(max_decoded_bytes=max_decoded_bytes, max_payloads=max_payloads)
     # Even with nothing configured, decoding undoes compression a previous setup may have applied.
-    default_codec = configured or CompressionCodec(compress=False)
+    configured = _Route(key_ring, compress=compress, limits=limits)
     origins = frozenset(cors_origins)
     namespaces = frozenset(allowed_namespaces) if allowed_namespaces is not None else None
     token = auth_token.encode() if auth_token else None
@@ -72,23 +90,49 @@ def build_codec_app(
             _access_middleware(token, namespaces, max_body_bytes),
         ],
     )
-    for prefix, codec in (
-        ("", default_codec),
-        ("/default", default_codec),
+    app[_TOKEN_SET] = token is not None
+    for prefix, route in (
+        ("", configured),
+        ("/default", configured),
         ("/encryption_codec", configured if key_ring is not None else None),
-        ("/compression_codec", CompressionCodec()),
+        ("/compression_codec", _Route(None, compress=True, limits=limits)),
     ):
-        app.router.add_post(f"{prefix}/encode", _codec_handler(codec, encode=True))
-        app.router.add_post(f"{prefix}/decode", _codec_handler(codec, encode=False))
+        app.router.add_post(f"{prefix}/encode", _codec_handler(route, limits, encode=True))
+        app.router.add_post(f"{prefix}/decode", _codec_handler(route, limits, encode=False))
     app.router.add_get("/healthz", _healthz)
     return app
+
+
+def check_listen_address(host: str | None, *, has_token: bool) -> None:
+    """Refuse to serve beyond loopback without a token: anyone who reaches it can decrypt."""
+    if has_token or _is_loopback(host):
+        return
+    shown = host or "all interfaces"
+    raise InsecureListenError(
+        f"codec server: refusing to listen on {shown} without a bearer token; anyone who can "
+        "reach it could decrypt with its keys. Set PROVISION_CODEC_AUTH_TOKEN (clients then send "
+        "`Authorization: Bearer <token>`, e.g. `temporal --codec-auth`), or listen on 127.0.0.1."
+    )
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 async def run_codec_server(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Start serving `app`; the caller stops it with `await runner.cleanup()`.
 
-    With port 0 the bound port is in `runner.addresses`.
+    With port 0 the bound port is in `runner.addresses`. Raises `InsecureListenError` for a host
+    beyond loopback when the app has no token.
     """
+    check_listen_address(host, has_token=app.get(_TOKEN_SET, False))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -101,17 +145,89 @@ async def run_codec_server(app: web.Application, host: str, port: int) -> web.Ap
     return runner
 
 
-def _codec_handler(codec: PayloadCodec | None, *, encode: bool) -> Handler:
-    action = "encode" if encode else "decode"
+class _Limits:
+    __slots__ = ("max_decoded_bytes", "max_payloads")
 
-    async def handle(request: web.Request) -> web.Response:
-        if codec is None:
-            raise _BadRequest(404, "encryption is not configured on this codec server (no keys)")
-        payloads = _parse_payloads(await request.read())
+    def __init__(self, *, max_decoded_bytes: int, max_payloads: int) -> None:
+        self.max_decoded_bytes = max_decoded_bytes
+        self.max_payloads = max_payloads
+
+    def too_large(self, what: str) -> _BadRequest:
+        return _BadRequest(413, f"{what} over {self.max_decoded_bytes} bytes of payloads in total")
+
+
+class _Route:
+    """One route's codec, run payload by payload so the response's size is bounded as it grows.
+
+    Errors are worded here rather than passed on from the codecs: theirs name key ids, which a
+    client of the codec server has no business learning.
+    """
+
+    def __init__(self, key_ring: KeyRing | None, *, compress: bool, limits: _Limits) -> None:
+        self._ring = key_ring
+        self._encryption = EncryptionCodec(key_ring) if key_ring is not None else None
+        self._compression = CompressionCodec(compress=compress) if compress else None
+        self._limits = limits
+
+    def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out: list[Payload] = []
+        budget = self._limits.max_decoded_bytes
+        for payload in payloads:
+            if self._compression is not None:
+                payload = self._compression.compress_payload(payload)
+            if self._encryption is not None:
+                payload = self._encryption.encrypt_payload(payload)
+            budget -= payload.ByteSize()
+            if budget < 0:
+                raise self._limits.too_large("response")
+            out.append(payload)
+        return out
+
+    def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out: list[Payload] = []
+        budget = self._limits.max_decoded_bytes
+        for index, payload in enumerate(payloads):
+            if self._encryption is not None:
+                payload = self._decrypt(index, payload)
+            # Inflation stops at what is left of the budget: a bomb costs this much and no more.
+            inflater = CompressionCodec(compress=False, max_decoded_bytes=max(budget, 0))
+            try:
+                payload = inflater.decompress_payload(payload)
+            except PayloadTooLarge:
+                raise self._limits.too_large("decoded response") from None
+            except PayloadCodecError as exc:
+                raise _BadRequest(400, f"cannot decode payload {index}: {exc}") from None
+            budget -= payload.ByteSize()
+            if budget < 0:
+                raise self._limits.too_large("decoded response")
+            out.append(payload)
+        return out
+
+    def _decrypt(self, index: int, payload: Payload) -> Payload:
+        assert self._encryption is not None and self._ring is not None
         try:
-            out = await (codec.encode(payloads) if encode else codec.decode(payloads))
-        except PayloadCodecError as exc:
-            raise _BadRequest(400, f"cannot {action} payloads: {exc}") from None
+            return self._encryption.decrypt_payload(payload)
+        except PayloadCodecError:
+            raw_id = payload.metadata.get(KEY_ID_METADATA, b"")
+            if raw_id.decode("utf-8", "replace") not in self._ring:
+                message = (
+                    f"cannot decode payload {index}: it was encrypted with a key this codec "
+                    "server does not hold"
+                )
+            else:
+                message = (
+                    f"cannot decode payload {index}: it failed authentication (altered, "
+                    "truncated, or sealed with another key under the same id)"
+                )
+            raise _BadRequest(400, message) from None
+
+
+def _codec_handler(route: _Route | None, limits: _Limits, *, encode: bool) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        if route is None:
+            raise _BadRequest(404, "encryption is not configured on this codec server (no keys)")
+        payloads = _parse_payloads(await request.read(), limits)
+        out = route.encode(payloads) if encode else route.decode(payloads)
         return web.json_response({"payloads": [json_format.MessageToDict(p) for p in out]})
 
     return handle
@@ -121,13 +237,14 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _parse_payloads(body: bytes) -> list[Payload]:
+def _parse_payloads(body: bytes, limits: _Limits) -> list[Payload]:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
         raise _BadRequest(400, "body is not valid JSON") from None
     if not isinstance(document, dict):
         raise _BadRequest(400, 'body must be a JSON object like {"payloads": [...]}')
+    _check_payload_fields(document.get("payloads"), limits)
     message = Payloads()
     try:
         json_format.ParseDict(document, message)
@@ -138,6 +255,52 @@ def _parse_payloads(body: bytes) -> list[Payload]:
             log_text=f"body is not a Payloads message ({type(exc).__name__})",
         ) from None
     return list(message.payloads)
+
+
+def _check_payload_fields(items: object, limits: _Limits) -> None:
+    """Strict base64 in every bytes field, and the request's decoded total within the limit.
+
+    protobuf's JSON parser decodes base64 leniently (it drops characters it does not know), so a
+    corrupted payload would be decoded into something else instead of being refused.
+    """
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise _BadRequest(400, '"payloads" must be a list')
+    if len(items) > limits.max_payloads:
+        raise _BadRequest(413, f"more than {limits.max_payloads} payloads in one request")
+    total = 0
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise _BadRequest(400, f"payload {index} must be a JSON object")
+        metadata = item.get("metadata")
+        if metadata is not None:
+            if not isinstance(metadata, dict):
+                raise _BadRequest(400, f"payload {index}: metadata must be a JSON object")
+            for value in metadata.values():
+                total += _base64_size(value, f"payload {index}: a metadata value")
+        total += _base64_size(item.get("data"), f"payload {index}: data")
+        if total > limits.max_decoded_bytes:
+            raise limits.too_large("request")
+
+
+def _base64_size(value: object, where: str) -> int:
+    """The decoded size of strict base64 (standard or URL-safe alphabet, padding optional)."""
+    if value is None:
+        return 0
+    if not isinstance(value, str):
+        raise _BadRequest(400, f"{where} must be a base64 string")
+    digits = value.rstrip("=")
+    padding = len(value) - len(digits)
+    valid = (
+        (_BASE64.fullmatch(digits) or _BASE64_URLSAFE.fullmatch(digits))
+        and len(digits) % 4 != 1
+        and padding <= 2
+        and (padding == 0 or len(value) % 4 == 0)
+    )
+    if not valid:
+        raise _BadRequest(400, f"{where} is not valid base64")
+    return len(digits) * 3 // 4
 
 
 def _one_line(exc: BaseException) -> str:

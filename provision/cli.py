@@ -1,7 +1,8 @@
 """The `provision` command: run commands of the shared grammar, plus the local stack and servers.
 
-Exit codes: 0 done, 1 the run failed / was rejected / expired (or a request was refused),
-2 usage or configuration error, 3 Temporal unreachable.
+Each verb is one small function in `VERBS`. Exit codes: 0 done, 1 the run failed / was rejected /
+expired (or a request was refused), 2 usage or configuration error, 3 Temporal unreachable,
+141 stdout closed by its reader.
 """
 
 from __future__ import annotations
@@ -12,30 +13,181 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from bot.grammar import HELP, Command, GrammarError, parse_args
+from bot.grammar import Command, GrammarError, parse_args
 from provision.settings import ConfigurationError, Settings, load_settings
-from workflows.models import Actor, ApplyDecision, RunStatus
-from workflows.scenarios import RequestError, RunOptions, build_destroy_request, build_request
+from stacks.model import Stack
+from stacks.registry import BUILTIN, Stacks, StacksFileError, load_stacks
+from stacks.requests import RequestError, RunOptions, build_destroy_request, build_request
+from workflows.models import (
+    WORKFLOW_ID_PREFIX,
+    Actor,
+    ApplyDecision,
+    DeprovisionRequest,
+    ProvisionRequest,
+    RunState,
+    RunStatus,
+)
+
+if TYPE_CHECKING:
+    from provision.runs import RunService
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+# What a shell reports for a process killed by SIGPIPE; Python ignores the signal and gets EPIPE.
+EXIT_BROKEN_PIPE = 128 + 13
 
 SERVER_COMMANDS = ("dev", "worker", "codec-server", "fault", "bot")
 
-SERVER_HELP = """
-Servers and local tools:
-  dev                        the whole local stack: Temporal dev server, worker (Ctrl-C stops all)
-  worker                     a worker alone, against TEMPORAL_ADDRESS (stops cleanly on SIGTERM)
-  bot                        the Slack bot (socket mode; needs SLACK_BOT_TOKEN, SLACK_APP_TOKEN)
-  codec-server [--port P]    the payload codec server for the Temporal UI and CLI
-  fault clear|set|status <switch>
-                             demo fault switches (recoverable-failure)
-"""
+# One entry per command: usage, a one-line summary, and details for `provision help <command>`.
+VERB_HELP: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "run <stack> [--var NAME=VALUE]… [--workspace W] [--owner ID]… [--prefix P] [--ttl S]\n"
+        "      [--pace S] [--wait] [--json]",
+        "plan, check policy, ask for approval where needed, apply",
+        "  --var N=V      sets one of the stack's inputs (see `provision stacks`); repeatable\n"
+        "  --workspace W  the workspace (default <prefix>-<stack>)\n"
+        "  --owner ID     another owner of a new workspace (Slack user U… or group S…)\n"
+        "  --prefix P     names the default workspace (default: TF_VAR_prefix, else your user)\n"
+        "  --ttl S        an ephemeral run destroys what it applied after S seconds\n"
+        "  --pace S       waits S seconds (at most 60) around each step, for live demos\n"
+        "  --wait         follow the run to its end; the exit code says how it ended\n"
+        "  --json         print JSON instead of text\n"
+        "A stack name alone means `run <stack>`; `provision stacks` lists the stacks.",
+    ),
+    "plan": (
+        "plan <stack> [the options of run]",
+        "plan and check policy only; nothing is applied until someone chooses Apply",
+        "Apply is `provision approve <id> --reason R` (or the Apply button in Slack) and\n"
+        "follows the stack's approval rules.",
+    ),
+    "stacks": (
+        "stacks [check] [--json]",
+        "the stacks you can run, with their inputs; `check` validates the stacks file",
+        "The stacks file is PROVISION_STACKS_FILE (default ./stacks.yaml when present).\n"
+        "`stacks check` prints every error with its line and exits 2 when there is one.",
+    ),
+    "status": (
+        "status <id> [--json]",
+        "the state of a run",
+        "<id> is a workflow id (provision-…) or a workspace name.",
+    ),
+    "list": (
+        "list [--status S] [--json]",
+        "recent runs, optionally only those in one state",
+        "States: {states}.\n"
+        "A run closed from outside (terminated, reset, timed out) shows how it closed.",
+    ),
+    "approve": (
+        "approve <id> --reason R [--json]",
+        "approve a run waiting for a decision",
+        "The reason is recorded with your name; the answer gives the run's state after it.",
+    ),
+    "deny": (
+        "deny <id> [--reason R] [--json]",
+        "deny a run waiting for a decision",
+        "Nothing is applied; the answer gives the run's state after it.",
+    ),
+    "replan": (
+        "replan <id> [--json]",
+        "throw the plan away and plan again",
+        "The fresh plan runs as a new run of the same workflow id.",
+    ),
+    "destroy": (
+        "destroy [<workspace> | --stack S --prefix P] [--pace S] [--wait] [--json]",
+        "destroy what a workspace applied",
+        "--wait follows the teardown to its end.",
+    ),
+    "help": ("help [<command>]", "this text, or one command's", ""),
+}
+
+SERVER_VERB_HELP: dict[str, tuple[str, str, str]] = {
+    "dev": ("dev", "the whole local stack: Temporal dev server, worker, codec server, bot", ""),
+    "worker": (
+        "worker",
+        "a worker alone, against TEMPORAL_ADDRESS",
+        "It stops cleanly on SIGTERM.",
+    ),
+    "bot": ("bot", "the Slack bot (socket mode)", "It needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN."),
+    "codec-server": (
+        "codec-server [--host H] [--port P] [--web ORIGIN]",
+        "the payload codec server for the Temporal UI and CLI",
+        "--web adds a browser origin allowed by CORS (repeatable). Beyond 127.0.0.1 it needs\n"
+        "PROVISION_CODEC_AUTH_TOKEN.",
+    ),
+    "fault": (
+        "fault clear|set|status <switch>",
+        "demo fault switches",
+        "The one switch is recoverable-failure.",
+    ),
+}
+
+EXIT_HELP = """Exit codes: 0 done, 1 the run failed / was rejected / expired (or a request was refused),
+2 usage or configuration error, 3 Temporal unreachable."""
+
+Verb = Callable[["Invocation"], Awaitable[int]]
 
 
 def _err(message: str) -> None:
     print(f"provision: {message}", file=sys.stderr)
+
+
+class UsageError(GrammarError):
+    """A command that parsed but cannot be right (an unknown status, an unknown help topic)."""
+
+    def __init__(self, message: str, verb: str | None = None) -> None:
+        super().__init__(message)
+        self.verb = verb
+
+
+def terminal_help(topic: str | None = None, stacks: Stacks = BUILTIN) -> str:
+    """`provision help [<topic>]`, written for a terminal."""
+    topics = {**VERB_HELP, **SERVER_VERB_HELP}
+    if topic in topics:
+        usage, summary, details = topics[topic]
+        details = details.format(states=", ".join(state.value for state in RunState))
+        return f"usage: provision {usage}\n\n{summary[0].upper()}{summary[1:]}.\n" + (
+            f"{details}\n" if details else ""
+        )
+    if topic in stacks:
+        return stack_details(stacks.get(topic)) + "\n" + terminal_help("run")
+    if topic is not None:
+        raise UsageError(f"no help for {topic!r}; commands: {', '.join(topics)}")
+    width = max(len(name) for name in stacks.names())
+    listed = "\n".join(f"  {s.name:<{width}}  {s.description}" for s in stacks)
+    return (
+        "usage: provision <command> [options]\n\n"
+        f"Runs:\n{_help_lines(VERB_HELP)}\n\n"
+        f"Stacks (`provision <stack>` is short for `provision run <stack>`):\n"
+        f"{listed}\n\n"
+        f"Servers and local tools:\n{_help_lines(SERVER_VERB_HELP)}\n\n"
+        f"{EXIT_HELP}\n"
+        "`provision help <command>` shows one command's options.\n"
+    )
+
+
+def stack_details(stack: Stack) -> str:
+    """One stack for a terminal: what it is, where it comes from, what a run may set."""
+    lines = [f"{stack.name}: {stack.description}".rstrip(": "), f"  source: {stack.source_label}"]
+    for name, spec in stack.inputs.items():
+        default = "required" if spec.required else f"default {spec.default}"
+        lines.append(f"  --var {name}=…  {spec.allowed()} ({default})")
+    rules = f"{stack.approvals} approval(s)" + (", self-approval" if stack.self_approval else "")
+    applies = "auto-apply when policy is clean" if stack.auto_apply else "a human decides"
+    lines.append(f"  {rules}; {applies}")
+    return "\n".join(lines) + "\n"
+
+
+def _help_lines(entries: dict[str, tuple[str, str, str]]) -> str:
+    lines = []
+    for usage, summary, _ in entries.values():
+        usage = usage.split("\n")[0]
+        if len(usage) <= 26:
+            lines.append(f"  {usage:<26} {summary}")
+        else:
+            lines += [f"  {usage}", f"  {'':<26} {summary}"]
+    return "\n".join(lines)
 
 
 def _cli_actor() -> Actor:
@@ -47,12 +199,14 @@ def _cli_actor() -> Actor:
 
 
 def _default_prefix(settings: Settings) -> str:
-    from workflows.scenarios import sanitize_prefix
+    from stacks.requests import sanitize_prefix
 
     return settings.tf_var_prefix or sanitize_prefix(_cli_actor().name)
 
 
-def _options(settings: Settings, command: Command, scenario: str) -> RunOptions:
+def _options(
+    settings: Settings, command: Command, scenario: str, stacks: Stacks = BUILTIN
+) -> RunOptions:
     return RunOptions(
         scenario=scenario,
         prefix=command.prefix or _default_prefix(settings),
@@ -64,6 +218,11 @@ def _options(settings: Settings, command: Command, scenario: str) -> RunOptions:
         approval_timeout_seconds=int(settings.approval_timeout.total_seconds()),
         requester=_cli_actor(),
         ui_url=settings.ui_url,
+        variables=dict(command.variables),
+        owners=tuple(command.owners),
+        approvers=tuple(settings.slack_approvers) or None,
+        plan_only=command.plan_only,
+        stacks=stacks,
     )
 
 
@@ -90,6 +249,10 @@ def _print_status(status: RunStatus, as_json: bool, url: str | None = None) -> N
         f"  scenario {status.scenario}, workspace {status.workspace}, requester "
         f"{status.requester.display}"
     )
+    if status.inputs:
+        print("  inputs: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in status.inputs.items()))
+    if status.source_revision:
+        print(f"  source revision {status.source_revision}")
     print(f"  {_status_line(status)}")
     if status.plan_summary:
         s = status.plan_summary
@@ -99,141 +262,265 @@ def _print_status(status: RunStatus, as_json: bool, url: str | None = None) -> N
             print(f"  policy {finding.level.value}: {finding.rule}: {finding.message}")
     for d in status.decisions:
         verdict = "approved" if d.is_approved else "denied"
-        print(
-            f"  {verdict} by {d.actor.display} ({d.actor.kind}) at {d.at:%Y-%m-%d %H:%M:%S}: "
-            f"{d.reason}"
-        )
+        print(f"  {verdict} by {_who(d.actor)} at {d.at:%Y-%m-%d %H:%M:%S}: {d.reason}")
     for name, value in status.outputs.items():
         print(f"  output {name} = {json.dumps(value)}")
     if url:
         print(f"  {url}")
 
 
-async def _run_command(settings: Settings, command: Command) -> int:
-    from provision.client import connect
-    from provision.runs import RunService
+def _who(actor: Actor) -> str:
+    """The actor's name, with how they were authenticated unless the name already says it."""
+    return actor.display if actor.kind in actor.display else f"{actor.display} ({actor.kind})"
 
-    if command.verb == "help":
-        print(HELP + SERVER_HELP)
+
+class Invocation:
+    """One command with its settings, connecting to Temporal only when a verb needs it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        command: Command,
+        service: RunService | None = None,
+        stacks: Stacks = BUILTIN,
+    ):
+        self.settings = settings
+        self.command = command
+        self._service = service
+        self.stacks = stacks
+
+    async def service(self) -> RunService:
+        if self._service is None:
+            from provision.client import connect
+            from provision.runs import RunService
+
+            client = await connect(self.settings)
+            self._service = RunService(client, self.settings.task_queue, self.settings.ui_url)
+        return self._service
+
+
+async def _help(call: Invocation) -> int:
+    print(terminal_help(call.command.target, call.stacks), end="")
+    return EXIT_OK
+
+
+async def _run(call: Invocation) -> int:
+    command = call.command
+    request = build_request(_options(call.settings, command, command.scenario or "", call.stacks))
+    return await _start_and_follow(call, request)
+
+
+async def _stacks(call: Invocation) -> int:
+    """List the stacks (the file was loaded and checked before this runs)."""
+    stacks = call.stacks
+    if call.command.target == "check":
+        where = stacks.path or "no stacks file (PROVISION_STACKS_FILE, ./stacks.yaml)"
+        print(f"{where}: ok, {len(stacks.names())} stacks")
         return EXIT_OK
-    # Validate the request before touching the network: bad input is a usage error.
-    request = None
-    if command.verb == "run":
-        request = build_request(_options(settings, command, command.scenario or ""))
-    elif command.verb == "destroy":
-        if command.target:
-            workspace = command.target.removeprefix("provision-")
-        elif command.scenario:
-            prefix = command.prefix or _default_prefix(settings)
-            workspace = f"{prefix}-{command.scenario}"
+    if call.command.json:
+        listed = [
+            {
+                **stack.model_dump(mode="json"),
+                "builtin": stack.builtin,
+                "source": stack.source_label,
+            }
+            for stack in stacks
+        ]
+        print(json.dumps(listed, indent=2))
+        return EXIT_OK
+    print("\n".join(stack_details(stack) for stack in stacks), end="")
+    return EXIT_OK
+
+
+async def _destroy(call: Invocation) -> int:
+    command, settings = call.command, call.settings
+    if command.target:
+        workspace = command.target.removeprefix(WORKFLOW_ID_PREFIX)
+    elif command.scenario:
+        workspace = f"{command.prefix or _default_prefix(settings)}-{command.scenario}"
+    else:
+        raise RequestError("destroy needs a workspace, or --stack S --prefix P")
+    request = build_destroy_request(
+        workspace,
+        scenario_name=command.scenario,
+        options=_options(settings, command, command.scenario or "destroy", call.stacks),
+    )
+    return await _start_and_follow(call, request)
+
+
+async def _start_and_follow(
+    call: Invocation, request: ProvisionRequest | DeprovisionRequest
+) -> int:
+    command = call.command
+    service = await call.service()
+    handle = await service.start(request)
+    url = service.run_url(handle.id, handle.result_run_id)
+    if not command.wait:
+        if command.json:
+            started = {
+                "workflow_id": handle.id,
+                "run_id": handle.result_run_id,
+                "workspace": request.workspace,
+                "scenario": request.scenario,
+                "status": "started",
+                "url": url,
+            }
+            print(json.dumps(started))
         else:
-            raise RequestError("destroy needs a workspace, or --scenario S --prefix P")
-        request = build_destroy_request(
-            workspace,
-            scenario_name=command.scenario,
-            options=_options(settings, command, command.scenario or "happy-path"),
-        )
-
-    client = await connect(settings)
-    service = RunService(client, settings.task_queue, settings.ui_url)
-
-    if request is not None:
-        handle = await service.start(request)
-        url = service.run_url(handle.id, handle.result_run_id)
-        if not command.wait:
-            if command.json:
-                print(
-                    json.dumps(
-                        {
-                            "workflow_id": handle.id,
-                            "run_id": handle.result_run_id,
-                            "workspace": request.workspace,
-                            "scenario": request.scenario,
-                            "status": "started",
-                            "url": url,
-                        }
-                    )
-                )
-            else:
-                print(f"started {handle.id} (run {handle.result_run_id})")
-                if url:
-                    print(f"  {url}")
-                print(f"  follow it: provision status {handle.id}")
-            return EXIT_OK
-        if not command.json:
-            print(f"started {handle.id} (run {handle.result_run_id})", file=sys.stderr)
+            print(f"started {handle.id} (run {handle.result_run_id})")
             if url:
-                print(f"  {url}", file=sys.stderr)
-        hinted = False
-
-        def progress(status: RunStatus) -> None:
-            nonlocal hinted
-            if command.json:
-                return
-            print(_status_line(status), file=sys.stderr)
-            if status.state.value == "awaiting_approval" and not hinted:
-                hinted = True
-                for f in status.policy.findings if status.policy else []:
-                    print(f"  policy {f.level.value}: {f.rule}: {f.message}", file=sys.stderr)
-                print(
-                    f"  decide: provision approve {status.workflow_id} --reason '...'  |  "
-                    f"provision deny {status.workflow_id}",
-                    file=sys.stderr,
-                )
-
-        final = await service.wait(handle, progress)
-        if command.json:
-            print(json.dumps(_status_dict(final)))
-        else:
-            _print_status(final, False, service.run_url(final.workflow_id, final.run_id))
-        return EXIT_OK if final.state.is_success else EXIT_FAILED
-
-    if command.verb == "status":
-        status = await service.status(command.target or "")
-        _print_status(status, command.json, service.run_url(status.workflow_id, status.run_id))
+                print(f"  {url}")
+            print(f"  follow it: provision status {handle.id}")
         return EXIT_OK
-    if command.verb in ("approve", "deny"):
-        actor = _cli_actor()
-        decision = ApplyDecision(
-            is_approved=command.verb == "approve",
-            reason=command.reason or "",
-            approver=actor.id,
-            approver_name=actor.name,
-            approver_kind="cli",
-        )
-        outcome = await service.decide(command.target or "", decision)
-        message = outcome.message if outcome else "decision sent (signal)"
+    if not command.json:
+        print(f"started {handle.id} (run {handle.result_run_id})", file=sys.stderr)
+        if url:
+            print(f"  {url}", file=sys.stderr)
+    hinted = False
+
+    def progress(status: RunStatus) -> None:
+        nonlocal hinted
         if command.json:
+            return
+        print(_status_line(status), file=sys.stderr)
+        if status.state == RunState.AWAITING_APPROVAL and not hinted:
+            hinted = True
+            for f in status.policy.findings if status.policy else []:
+                print(f"  policy {f.level.value}: {f.rule}: {f.message}", file=sys.stderr)
             print(
-                json.dumps(
-                    {
-                        "accepted": True,
-                        "message": message,
-                        **(outcome.model_dump(mode="json") if outcome else {}),
-                    }
-                )
+                f"  decide: provision approve {status.workflow_id} --reason '...'  |  "
+                f"provision deny {status.workflow_id}",
+                file=sys.stderr,
             )
-        else:
-            print(message)
-        return EXIT_OK
-    if command.verb == "replan":
-        status = await service.replan(command.target or "")
+
+    final = await service.wait(handle, progress)
+    if command.json:
+        print(json.dumps(_status_dict(final)))
+    else:
+        _print_status(final, False, service.run_url(final.workflow_id, final.run_id))
+    return EXIT_OK if final.state.is_success else EXIT_FAILED
+
+
+async def _status(call: Invocation) -> int:
+    service = await call.service()
+    status = await service.status(call.command.target or "")
+    _print_status(status, call.command.json, service.run_url(status.workflow_id, status.run_id))
+    return EXIT_OK
+
+
+async def _decide(call: Invocation) -> int:
+    command = call.command
+    actor = _cli_actor()
+    decision = ApplyDecision(
+        is_approved=command.verb == "approve",
+        reason=command.reason or "",
+        approver=actor.id,
+        approver_name=actor.name,
+        approver_kind="cli",
+    )
+    from provision.runs import resolve_workflow_id
+
+    service = await call.service()
+
+    def unconfirmed() -> None:
+        # The update's answer was lost (its RPC timed out); the decision has most likely landed.
+        print("sent; confirming…", file=sys.stderr, flush=True)
+
+    target = command.target or ""
+    outcome = await service.decide(target, decision, on_unconfirmed=unconfirmed)
+    if outcome is None:
+        # A signal has no answer: the decision shows in the run's state once the run has taken it
+        # (a signal it ignores never does, and that is reported as not confirmed).
+        outcome = await service.confirm_decision(
+            resolve_workflow_id(target), None, decision, note="by signal"
+        )
+    if command.json:
+        print(json.dumps(outcome.model_dump(mode="json")))
+    else:
+        print(f"{outcome.message}; the run is {outcome.state.value}")
+    return EXIT_OK
+
+
+async def _replan(call: Invocation) -> int:
+    service = await call.service()
+    status = await service.replan(call.command.target or "")
+    if call.command.json:
+        print(json.dumps({"workflow_id": status.workflow_id, "replan": "requested"}))
+    else:
         print(f"replan requested for {status.workflow_id}")
+    return EXIT_OK
+
+
+LIST_COLUMNS = (
+    ("WORKFLOW ID", "workflow_id"),
+    ("RUN ID", "run_id"),
+    ("STATUS", "status"),
+    ("SCENARIO", "scenario"),
+    ("STARTED", "start_time"),
+)
+
+
+async def _list(call: Invocation) -> int:
+    state = call.command.status
+    if state is not None and state not in {s.value for s in RunState}:
+        raise UsageError(
+            f"unknown status {state!r}; one of: {', '.join(s.value for s in RunState)}", "list"
+        )
+    runs = await (await call.service()).list_runs(state)
+    if call.command.json:
+        print(json.dumps([r.as_dict() for r in runs], indent=2))
         return EXIT_OK
-    if command.verb == "list":
-        runs = await service.list_runs(command.status)
-        if command.json:
-            print(json.dumps([r.as_dict() for r in runs], indent=2))
-        elif not runs:
-            print("no runs")
-        else:
-            for r in runs:
-                print(
-                    f"{r.workflow_id:<45} {r.status:<18} {r.scenario or '':<26} "
-                    f"{r.execution_status:<11} {r.start_time or ''}"
-                )
+    if not runs:
+        print(f"no runs in state {state}" if state else "no runs")
         return EXIT_OK
-    raise GrammarError(f"unknown command {command.verb!r}")
+    rows = [[title for title, _ in LIST_COLUMNS]]
+    rows += [[str(getattr(r, name) or "") for _, name in LIST_COLUMNS] for r in runs]
+    # Widths from the data, so a long status (continued_as_new) or id keeps the columns aligned.
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_COLUMNS))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return EXIT_OK
+
+
+VERBS: dict[str, Verb] = {
+    "run": _run,
+    "plan": _run,
+    "stacks": _stacks,
+    "status": _status,
+    "list": _list,
+    "approve": _decide,
+    "deny": _decide,
+    "replan": _replan,
+    "destroy": _destroy,
+    "help": _help,
+}
+
+
+async def run_verb(call: Invocation) -> int:
+    verb = VERBS.get(call.command.verb)
+    if verb is None:
+        raise UsageError(f"unknown command {call.command.verb!r}")
+    return await verb(call)
+
+
+def _parse(argv: list[str], stacks: Stacks = BUILTIN) -> Command:
+    """The shared grammar, plus what only a terminal asks: `help <command>`, `<verb> --help`."""
+    for position, arg in enumerate(argv, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"argument {position} is not valid text (undecodable bytes)") from None
+    if argv[:1] == ["help"] or (argv and any(a in ("-h", "--help") for a in argv)):
+        topic = argv[1] if argv[:1] == ["help"] and len(argv) > 1 else None
+        if argv[:1] != ["help"] and argv[0] in (*VERB_HELP, *SERVER_VERB_HELP):
+            topic = argv[0]
+        if len(argv) > 2 and argv[0] == "help":
+            raise UsageError("help takes one command at most", "help")
+        terminal_help(topic, stacks)  # an unknown topic is a usage error before anything runs
+        return Command(verb="help", target=topic)
+    return parse_args(argv, stacks.names())
 
 
 def _server_main(argv: Sequence[str]) -> int:
@@ -267,9 +554,14 @@ def _server_main(argv: Sequence[str]) -> int:
 
         return asyncio.run(run_dev(settings))
     if argv[0] == "codec-server":
+        from codec.server import InsecureListenError
         from provision.dev import run_codec_server_main
 
-        return asyncio.run(run_codec_server_main(settings, args.host, args.port, args.web))
+        try:
+            return asyncio.run(run_codec_server_main(settings, args.host, args.port, args.web))
+        except InsecureListenError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
     if argv[0] == "fault":
         path = settings.data_dir.resolve() / "faults" / args.switch
         if args.action == "clear":
@@ -298,13 +590,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from provision.runs import RunError
 
     try:
-        if argv and argv[0] in SERVER_COMMANDS:
+        if argv and argv[0] in SERVER_COMMANDS and not any(a in ("-h", "--help") for a in argv):
             return _server_main(argv)
-        command = parse_args(argv)
         settings = load_settings()
-        return asyncio.run(_run_command(settings, command))
+        stacks = load_stacks(settings.stacks_file)
+        command = _parse(argv, stacks)
+        if command.verb == "help":
+            print(terminal_help(command.target, stacks), end="")
+            return EXIT_OK
+        return asyncio.run(run_verb(Invocation(settings, command, stacks=stacks)))
+    except StacksFileError as exc:
+        for line in exc.errors:
+            _err(line)
+        return EXIT_USAGE
+    except UsageError as exc:
+        _err(f"{exc} (see `provision help{' ' + exc.verb if exc.verb else ''}`)")
+        return EXIT_USAGE
     except GrammarError as exc:
-        _err(f"{exc} (see `provision help`)")
+        verb = argv[0] if argv and argv[0] in VERB_HELP else None
+        _err(f"{exc} (see `provision help{' ' + verb if verb else ''}`)")
         return EXIT_USAGE
     except (ConfigurationError, RequestError) as exc:
         _err(str(exc))
@@ -318,8 +622,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PolicySyntaxError, PolicyError) as exc:
         _err(f"policy: {exc}")
         return EXIT_USAGE
+    except BrokenPipeError:
+        return _reader_went_away()
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed it (`provision list | head -3`): stop quietly, as `cat` would.
+
+    Pointing stdout at /dev/null keeps the final flush from raising the same error again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def entrypoint() -> None:
@@ -330,8 +647,14 @@ def entrypoint() -> None:
     """
     code = main()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_went_away()
+    try:
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
     os._exit(code)
 
 

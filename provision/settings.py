@@ -116,6 +116,8 @@ class Settings(BaseSettings):
 
     # Ours.
     data_dir: Path = Field(Path(".data"), validation_alias=_env("PROVISION_DATA_DIR"))
+    # The platform team's stacks (default: stacks.yaml in the working directory, if present).
+    stacks_file: Path | None = Field(None, validation_alias=_env("PROVISION_STACKS_FILE"))
     terraform_binary: str = Field(
         default_factory=default_terraform_binary,
         validation_alias=_env("PROVISION_TERRAFORM_BINARY"),

@@ -15,9 +15,12 @@ from temporalio.worker import Worker
 from activities.notify import SlackNotifier, notifier_web_client
 from activities.policy import PolicyEvaluator
 from activities.provisioning import ProvisioningActivities
+from activities.sources import SourceResolver
 from activities.terraform import TerraformRunner
+from activities.workspaces import FileWorkspaceRecords, WorkspaceActivities
 from provision.settings import Settings
 from provision.toolchain import prepare_toolchain
+from stacks.registry import load_stacks
 from workflows.provision import DeprovisionInfraWorkflow, ProvisionInfraWorkflow
 
 log = logging.getLogger(__name__)
@@ -37,11 +40,13 @@ def build_activities(settings: Settings) -> ProvisioningActivities:
     evaluator = PolicyEvaluator(
         settings.terraform_root / "policies", config={"max_changes": settings.max_changes}
     )
+    stacks = load_stacks(settings.stacks_file)
     return ProvisioningActivities(
         runner,
         evaluator,
         data_dir=settings.data_dir.resolve(),
         extra_passthrough=settings.passthrough_env,
+        sources=SourceResolver(stacks, settings.data_dir / "sources"),
     )
 
 
@@ -64,11 +69,19 @@ def build_worker(
 ) -> Worker:
     acts = activities or build_activities(settings)
     notify = (notifier or build_notifier(settings)).notify
+    claims = WorkspaceActivities(FileWorkspaceRecords(acts.runner.workspaces_dir))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[acts.plan, acts.apply, acts.evaluate_policy, notify, *extra_activities],
+        activities=[
+            acts.plan,
+            acts.apply,
+            acts.evaluate_policy,
+            claims.claim_workspace,
+            notify,
+            *extra_activities,
+        ],
         graceful_shutdown_timeout=timedelta(seconds=15),
     )
 

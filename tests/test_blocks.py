@@ -280,7 +280,7 @@ def test_other_replies_are_valid_too() -> None:
     assert "none" in empty_text and block_errors(empty, limit=MAX_MESSAGE_BLOCKS) == []
     helped = render_help("unknown scenario 'nope'", HELP)
     assert helped.startswith(":warning: unknown scenario 'nope'")
-    assert "&lt;scenario&gt;" in helped and "<scenario>" not in helped
+    assert "&lt;stack&gt;" in helped and "<stack>" not in helped
 
 
 def test_decision_modal_and_notice_are_valid_views() -> None:

@@ -261,7 +261,7 @@ async def test_update_path_refuses_outsiders_then_asks_a_reason(
     assert "approved by <@U0BOB>" in shown(applied) and "reviewed the grant" in shown(applied)
     await ephemeral_saying(slack, BOB, "approved by bob")
     [decision] = (await temporal.get_workflow_handle(workflow_id).query("get_state"))["decisions"]
-    assert decision["actor"] == {"id": BOB, "name": "bob", "kind": "slack"}
+    assert decision["actor"] == {"id": BOB, "name": "bob", "kind": "slack", "groups": []}
     assert decision["via"] == "update"
     events = await history_events(temporal, workflow_id, run_id)
     assert events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) == 1
@@ -340,8 +340,8 @@ async def test_commands_status_list_help_and_usage_errors(
     slack: LocalSlack, bot: BotHandle
 ) -> None:
     unknown = await slack.slash_command(CAROL, "frobnicate")
-    assert "unknown command or scenario 'frobnicate'" in unknown.payload["text"]
-    assert "Scenarios:" in unknown.payload["text"]
+    assert "unknown command or stack 'frobnicate'" in unknown.payload["text"]
+    assert "Stacks:" in unknown.payload["text"]
     await slack.slash_command(CAROL, "happy-path --prefix 'x; rm -rf /'")
     await ephemeral_saying(slack, CAROL, "prefix")
     await slack.slash_command(CAROL, "happy-path --colour blue")

@@ -6,14 +6,18 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import random
+import subprocess
 import sys
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import test_utils, web
@@ -29,7 +33,12 @@ from codec.compression import CompressionCodec
 from codec.converter import build_codec, build_data_converter
 from codec.encryption import EncryptionCodec
 from codec.keys import KeyRing
-from codec.server import build_codec_app, run_codec_server
+from codec.server import (
+    InsecureListenError,
+    build_codec_app,
+    check_listen_address,
+    run_codec_server,
+)
 
 TEMPORAL_CLI = str(Path(sys.executable).parent / "temporal")
 UI_ORIGIN = "http://localhost:8233"
@@ -374,7 +383,7 @@ async def test_wrong_key_and_tampering_are_400_with_clear_messages(
     other = await EncryptionCodec(KeyRing.generate("other")).encode([json_payload(MARKER)])
     response = await post(client, "/decode", to_wire(other))
     assert response.status == 400
-    assert "key id 'other'" in (await response.json())["error"]
+    assert "a key this codec server does not hold" in (await response.json())["error"]
 
     [sealed] = await EncryptionCodec(RING).encode([json_payload(MARKER)])
     tampered = Payload(metadata=sealed.metadata, data=sealed.data[:-1] + b"\0")
@@ -399,6 +408,140 @@ async def test_logs_hold_no_secrets(
     assert caplog.records, "the refusals should be logged"
     for secret in (TOKEN, KEY_B64, MARKER, base64.b64encode(json.dumps(MARKER).encode()).decode()):
         assert secret not in caplog.text
+
+
+async def test_errors_name_no_key_ids(make_client: ClientFactory) -> None:
+    ring = KeyRing([("ring-alpha-7", bytes(range(32))), ("ring-beta-9", bytes(32))])
+    client = await make_client(key_ring=ring)
+    foreign = await EncryptionCodec(KeyRing.generate("foreign-id-3")).encode([json_payload(1)])
+    [sealed] = await EncryptionCodec(ring).encode([json_payload(MARKER)])
+    tampered = Payload(metadata=sealed.metadata, data=sealed.data[:-1] + b"\0")
+    truncated = Payload(metadata=sealed.metadata, data=b"short")
+    for payload in (*foreign, tampered, truncated):
+        for prefix in ("", "/encryption_codec"):
+            response = await post(client, f"{prefix}/decode", to_wire([payload]))
+            assert response.status == 400
+            error = (await response.json())["error"]
+            assert error.startswith("cannot decode payload 0: ")
+            for key_id in ("ring-alpha-7", "ring-beta-9", "foreign-id-3"):
+                assert key_id not in error
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["AAA!", "AA=A", "A===", "AAAAA", "AB+-", "AA AA", "QUJD\n", "QUJDRA=", "=", "QQ==="],
+)
+async def test_malformed_base64_is_400(make_client: ClientFactory, data: str) -> None:
+    client = await make_client()
+    for field in ({"data": data}, {"metadata": {"encoding": data}}):
+        for path in ("/decode", "/encode", "/compression_codec/decode"):
+            response = await post(client, path, {"payloads": [field]})
+            assert response.status == 400, (path, field)
+            assert "not valid base64" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize("data", ["", "QUJD", "QUJDRA==", "QUJDRA", "-_-_", "+/+/"])
+async def test_well_formed_base64_passes(make_client: ClientFactory, data: str) -> None:
+    client = await make_client(key_ring=None, compress=False)
+    response = await post(client, "/decode", {"payloads": [{"data": data}]})
+    assert response.status == 200, await response.text()
+    [payload] = from_wire(await response.json())
+    assert payload.data == base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def zlib_bomb(inflated_bytes: int) -> Payload:
+    inner = Payload(metadata={"encoding": b"json/plain"}, data=b"0" * inflated_bytes)
+    return Payload(
+        metadata={"encoding": b"binary/zlib"}, data=zlib.compress(inner.SerializeToString(), 9)
+    )
+
+
+async def test_decompression_bombs_are_413(make_client: ClientFactory) -> None:
+    # The measured case: a 79 KiB request that inflated to 80 MiB, now refused at the default cap.
+    bomb = zlib_bomb(40 * 1024 * 1024)
+    body = to_wire([bomb, bomb])
+    assert len(json.dumps(body)) < 200 * 1024
+    client = await make_client()
+    sealed = await EncryptionCodec(RING).encode([bomb])
+    for path, payloads in (
+        ("/decode", body),
+        ("/compression_codec/decode", body),
+        ("/encryption_codec/decode", to_wire(sealed * 2)),
+    ):
+        response = await post(client, path, payloads)
+        assert response.status == 413, (path, await response.text())
+        assert "over 16777216 bytes" in (await response.json())["error"]
+
+    # Each payload under the cap, together over it: the cap is on the response, not per payload.
+    small = await make_client(max_decoded_bytes=1024 * 1024)
+    part = zlib_bomb(400 * 1024)
+    response = await post(small, "/decode", to_wire([part, part]))
+    assert response.status == 200
+    response = await post(small, "/decode", to_wire([part, part, part]))
+    assert response.status == 413
+
+
+async def test_decoded_request_and_encoded_response_are_capped(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(max_decoded_bytes=4096, max_payloads=50)
+    response = await post(client, "/encode", to_wire([Payload(data=b"x" * 5000)]))
+    assert response.status == 413
+    assert "request over 4096 bytes" in (await response.json())["error"]
+    # Empty payloads grow by the encryption envelope: the response is what exceeds the cap.
+    response = await post(client, "/encode", {"payloads": [{}] * 50})
+    assert response.status == 413
+    assert "response over 4096 bytes" in (await response.json())["error"]
+    response = await post(client, "/decode", {"payloads": [{}] * 51})
+    assert response.status == 413
+    assert "more than 50 payloads" in (await response.json())["error"]
+    response = await post(client, "/encode", {"payloads": [{}] * 10})
+    assert response.status == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_loopback_needs_no_token(host: str) -> None:
+    check_listen_address(host, has_token=False)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", None, "::", "10.1.2.3", "codec.example"])
+def test_beyond_loopback_needs_a_token(host: str | None) -> None:
+    with pytest.raises(InsecureListenError, match="PROVISION_CODEC_AUTH_TOKEN"):
+        check_listen_address(host, has_token=False)
+    check_listen_address(host, has_token=True)
+
+
+async def test_server_refuses_to_listen_beyond_loopback_without_token() -> None:
+    options: dict[str, Any] = {
+        "key_ring": RING,
+        "compress": False,
+        "cors_origins": [],
+        "allowed_namespaces": None,
+    }
+    with pytest.raises(InsecureListenError, match="refusing to listen on 0.0.0.0"):
+        await run_codec_server(build_codec_app(auth_token=None, **options), "0.0.0.0", 0)
+    runner = await run_codec_server(build_codec_app(auth_token=TOKEN, **options), "0.0.0.0", 0)
+    try:
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert response.status == 200
+    finally:
+        await runner.cleanup()
+
+
+def test_cli_codec_server_beyond_loopback_without_token_exits_2() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISION_CODEC")}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "provision"), "codec-server", "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "refusing to listen on 0.0.0.0 without a bearer token" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # ---------------------------------------------------------------- real port, real CLI, real server

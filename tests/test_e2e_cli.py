@@ -172,7 +172,7 @@ async def test_api_failure_succeeds_on_the_fifth_attempt(stack: Stack) -> None:
 
 async def test_usage_and_configuration_errors(stack: Stack) -> None:
     unknown = await stack.run("run", "no-such-scenario")
-    assert unknown.returncode == 2 and "unknown scenario" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown stack" in unknown.stderr
     bad_prefix = await stack.run("run", "happy-path", "--prefix", "x; rm -rf /")
     assert bad_prefix.returncode == 2 and "prefix" in bad_prefix.stderr
     assert "Traceback" not in bad_prefix.stderr

@@ -210,7 +210,14 @@ async def test_config_names_users_with_their_roles_and_the_command_completions(
         SCENARIOS["human-in-the-loop-update"].summary
     )
     options = {k: [o["value"] for o in v] for k, v in provision["options"].items()}
-    assert options["human-in-the-loop-update"] == ["--prefix", "--ttl", "--workspace", "--pace"]
+    assert options["human-in-the-loop-update"] == [
+        "--var",
+        "--prefix",
+        "--ttl",
+        "--workspace",
+        "--owner",
+        "--pace",
+    ]
     assert options["approve"] == ["--reason"]
 
 

@@ -31,17 +31,26 @@ HARD, SOFT, ADVISORY = PolicyLevel.HARD, PolicyLevel.SOFT, PolicyLevel.ADVISORY
 EXPECTED = {
     "namespace_clean": ([], "pass"),
     "no_changes": ([], "pass"),
-    "destroy_unprotected": ([], "pass"),
+    "destroy_unprotected": (
+        [("destructive_change", SOFT, "null_resource.namespace")],
+        "needs_approval",
+    ),
     "retention_0": ([("retention", HARD, "null_resource.namespace")], "blocked"),
     "retention_365": ([("retention", HARD, "null_resource.namespace")], "blocked"),
     "admin_grant": ([("namespace_admin", SOFT, "null_resource.admin_grant")], "needs_approval"),
     "account_owner": ([("account_owner", HARD, "null_resource.admin_grant")], "blocked"),
     "destroy_protected": (
-        [("protected_delete", SOFT, "null_resource.namespace")],
+        [
+            ("destructive_change", SOFT, "null_resource.namespace"),
+            ("protected_delete", SOFT, "null_resource.namespace"),
+        ],
         "needs_approval",
     ),
     "replace_protected": (
-        [("protected_delete", SOFT, "null_resource.namespace")],
+        [
+            ("destructive_change", SOFT, "null_resource.namespace"),
+            ("protected_delete", SOFT, "null_resource.namespace"),
+        ],
         "needs_approval",
     ),
     "many_changes": ([("change_count", ADVISORY, None)], "pass"),
@@ -93,6 +102,23 @@ def test_fixture_findings(evaluator: PolicyEvaluator, name: str) -> None:
     for finding in report.findings:
         if finding.resource:
             assert finding.resource in finding.message
+
+
+def test_destructive_change_names_each_resource_unless_the_run_asked_to_destroy(
+    evaluator: PolicyEvaluator,
+) -> None:
+    replaced = evaluator.evaluate(load_plan("replace_protected"))
+    (finding,) = [f for f in replaced.findings if f.rule == "destructive_change"]
+    assert finding.message == "null_resource.namespace would be replaced"
+    deleted = evaluator.evaluate(load_plan("destroy_unprotected"))
+    assert deleted.findings[0].message == "null_resource.namespace would be deleted"
+    asked = evaluator.evaluate({**load_plan("destroy_unprotected"), "provision": {"destroy": True}})
+    assert asked.findings == [] and asked.verdict == "pass"
+    # A destroy run still meets the rules about what it deletes.
+    protected = evaluator.evaluate(
+        {**load_plan("destroy_protected"), "provision": {"destroy": True}}
+    )
+    assert [f.rule for f in protected.findings] == ["protected_delete"]
 
 
 def test_report_lists_policy_files(evaluator: PolicyEvaluator) -> None:

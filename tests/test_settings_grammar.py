@@ -10,14 +10,9 @@ import pytest
 from bot.grammar import HELP, GrammarError, parse_args, parse_text
 from provision.client import tls_config_for
 from provision.settings import ConfigurationError, load_settings
+from stacks.requests import RequestError, RunOptions, build_request, sanitize_prefix
 from workflows.models import DeprovisionRequest, ProvisionRequest
-from workflows.scenarios import (
-    SCENARIOS,
-    RequestError,
-    RunOptions,
-    build_request,
-    sanitize_prefix,
-)
+from workflows.scenarios import SCENARIOS
 
 
 def test_defaults_match_the_original_demo(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,8 +93,8 @@ def test_slack_form_and_cli_form_parse_the_same() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("frobnicate", "unknown command or scenario 'frobnicate'"),
-        ("run nope", "unknown scenario 'nope'"),
+        ("frobnicate", "unknown command or stack 'frobnicate'"),
+        ("run nope", "unknown stack 'nope'"),
         ("happy-path --colour red", "unrecognized arguments: --colour red"),
         ("happy-path --ttl -5", "--ttl"),
         ("status", "the following arguments are required: target"),

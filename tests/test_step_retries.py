@@ -46,7 +46,7 @@ class FaultyPlans(FakeTerraform):
         self.plan_attempts: list[int] = []
 
     def activities(self) -> list:
-        plan, policy, apply = super().activities()
+        plan, policy, apply, *others = super().activities()
 
         @activity.defn(name="terraform_plan")
         async def faulty_plan(step: PlanInput) -> PlanResult:
@@ -59,7 +59,7 @@ class FaultyPlans(FakeTerraform):
                 )
             return await plan(step)
 
-        return [faulty_plan, policy, apply]
+        return [faulty_plan, policy, apply, *others]
 
 
 async def state(handle) -> RunStatus:
@@ -128,7 +128,7 @@ class InterruptedApply(FakeTerraform):
     complete (no changes)."""
 
     def activities(self) -> list:
-        plan, policy, apply = super().activities()
+        plan, policy, apply, *others = super().activities()
 
         @activity.defn(name="terraform_plan")
         async def replan_finds_nothing(step: PlanInput) -> PlanResult:
@@ -142,7 +142,7 @@ class InterruptedApply(FakeTerraform):
             self.applies.append(step)
             raise ApplicationError("outcome unknown", type="PartlyApplied", non_retryable=True)
 
-        return [replan_finds_nothing, policy, interrupted]
+        return [replan_finds_nothing, policy, interrupted, *others]
 
 
 async def test_a_run_whose_apply_changed_the_state_is_never_no_changes(client: Client) -> None:

@@ -700,7 +700,7 @@ async def test_a_plan_waits_for_the_apply_holding_the_workspace(
             lambda: _async_true(len(waiting_beats) >= 2), timeout=30, what="two heartbeats"
         )
         assert runner.commands == commands_before and not planning.done()
-        assert waiting_beats[0] == ("waiting for the workspace",)
+        assert ("waiting for the workspace",) in waiting_beats
         applying_env.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(applying, 30)

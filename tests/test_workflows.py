@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio import activity
@@ -16,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.workspaces import FileWorkspaceRecords, WorkspaceActivities
 from workflows.models import (
     Actor,
     ApplyDecision,
@@ -53,6 +56,8 @@ class FakeTerraform:
         self.applies: list[ApplyInput] = []
         self.apply_attempts: list[int] = []
         self.stale_applies = stale_applies
+        # Workspace ownership is the real thing, on a folder of its own.
+        self.claims = WorkspaceActivities(FileWorkspaceRecords(Path(tempfile.mkdtemp())))
 
     def activities(self) -> list:
         @activity.defn(name="terraform_plan")
@@ -89,7 +94,7 @@ class FakeTerraform:
             self.applies.append(step)
             return ApplyResult(outputs={"namespace_name": step.workspace})
 
-        return [plan, evaluate_policy, apply]
+        return [plan, evaluate_policy, apply, self.claims.claim_workspace]
 
 
 SOFT = [PolicyFinding(rule="namespace_admin", level=PolicyLevel.SOFT, message="admin grant")]

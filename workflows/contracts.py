@@ -33,6 +33,7 @@ PLAN_ACTIVITY = "terraform_plan"
 APPLY_ACTIVITY = "terraform_apply"
 EVALUATE_POLICY_ACTIVITY = "evaluate_policy"
 NOTIFY_ACTIVITY = "notify_run_message"
+CLAIM_WORKSPACE_ACTIVITY = "claim_workspace"
 
 # Search attributes, upserted at every state change.
 PROVISION_STATUS = SearchAttributeKey.for_keyword("provisionStatus")

@@ -29,6 +29,13 @@ class ApprovalRules:
     required_approvals: int
     allow_self_approval: bool
     requester: Actor
+    # Who may decide from chat (user and group ids); None: whoever the front door admits.
+    # Operators (Temporal or CLI access) are not bound by it: they can run anything anyway.
+    approvers: frozenset[str] | None = None
+    stack: str | None = None
+    # A `plan` whose policy is clean on an auto-apply stack: its requester may Apply it, as
+    # `run` would have applied it without anyone.
+    requester_may_apply: bool = False
 
 
 @dataclass
@@ -58,12 +65,17 @@ class DecisionLedger:
         if any(d.actor.id == actor.id and d.actor.kind == actor.kind for d in self.decisions):
             return f"{actor.display} has already decided on this plan"
         requester = self.rules.requester
+        approvers = self.rules.approvers
+        if actor.kind == "slack" and approvers is not None and not actor.is_in(approvers):
+            own_plan = actor.id == requester.id and self.rules.requester_may_apply
+            if not own_plan:
+                return f"{actor.display} is not an approver of stack {self.rules.stack or '?'}"
         if (
             decision.is_approved
             and actor.kind == "slack"
             and requester.kind == "slack"
             and actor.id == requester.id
-            and not self.rules.allow_self_approval
+            and not (self.rules.allow_self_approval or self.rules.requester_may_apply)
         ):
             return "four eyes: the requester cannot approve their own change"
         return None

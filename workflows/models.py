@@ -14,24 +14,20 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+# Names other processes rely on live in workflows/contracts.py; these are kept importable here.
+from workflows.contracts import (  # noqa: F401
+    APPLY_ACTIVITY,
+    EVALUATE_POLICY_ACTIVITY,
+    NOTIFY_ACTIVITY,
+    PLAN_ACTIVITY,
+    WORKFLOW_ID_PREFIX,
+    workflow_id_for,
+)
+
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Workspace names become folder names and workflow ids: a little longer than a resource name.
 WORKSPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-WORKFLOW_ID_PREFIX = "provision-"
-
-
-# Activity names are part of every workflow history: never rename them. The workflows call them
-# by these names, the activities register under them.
-PLAN_ACTIVITY = "terraform_plan"
-APPLY_ACTIVITY = "terraform_apply"
-EVALUATE_POLICY_ACTIVITY = "evaluate_policy"
-NOTIFY_ACTIVITY = "notify_run_message"
-
-
-def workflow_id_for(workspace: str) -> str:
-    """The workflow id of a workspace: Temporal's one-running-execution-per-id is the lock."""
-    return f"{WORKFLOW_ID_PREFIX}{workspace}"
 
 
 class RunState(StrEnum):
@@ -114,6 +110,12 @@ class Actor(BaseModel):
     id: str
     name: str = ""
     kind: Literal["slack", "cli", "operator"] = "operator"
+    # User groups (S…) the front door verified this person is in, among those a rule names.
+    groups: list[str] = Field(default_factory=list, max_length=100)
+
+    def is_in(self, ids: list[str] | frozenset[str] | set[str]) -> bool:
+        """Named directly or through a group."""
+        return self.id in ids or any(g in ids for g in self.groups)
 
     @property
     def display(self) -> str:
@@ -158,6 +160,16 @@ class _RunRequest(BaseModel):
     ui_url: str | None = None
     # Set by the workflow itself when it continues as new after a replan.
     replan_count: int = 0
+    # The stack this run belongs to (None: a run started before stacks, or a bare destroy).
+    stack: str | None = None
+    # Who owns the workspace: its first run's requester plus any `--owner` (user or group ids).
+    owners: list[str] = Field(default_factory=list, max_length=20)
+    # Who may decide, as the front door resolved the stack's approvers (user ids);
+    # None: any approver the front door admits (runs started before stacks).
+    approvers: list[str] | None = Field(default=None, max_length=500)
+    # Who may destroy the workspace besides its owners and approvers (the stack's
+    # `permissions.destroy`); None: owners and approvers only.
+    destroyers: list[str] | None = Field(default=None, max_length=500)
 
     @field_validator("workspace")
     @classmethod
@@ -183,7 +195,12 @@ class ProvisionRequest(_RunRequest):
     variables: dict[str, TfValue] = Field(default_factory=dict)
     ttl_seconds: int | None = Field(default=None, ge=1)
     faults: Faults = Field(default_factory=Faults)
-    replan_reason: str | None = None
+    # The `--var` values as the stack typed them (also inside `variables`).
+    inputs: dict[str, TfValue] = Field(default_factory=dict)
+    # False: every plan with changes waits for a human, whatever the policy says.
+    auto_apply: bool = True
+    # Plan and check policy only; applying needs an explicit Apply (a decision).
+    plan_only: bool = False
 
 
 class DeprovisionRequest(_RunRequest):
@@ -202,6 +219,7 @@ class ApplyDecision(BaseModel):
     approver: str | None = None
     approver_name: str | None = None
     approver_kind: Literal["slack", "cli", "operator"] | None = None
+    approver_groups: list[str] = Field(default_factory=list, max_length=100)
 
     def actor(self) -> Actor:
         if not self.approver:
@@ -210,6 +228,7 @@ class ApplyDecision(BaseModel):
             id=self.approver,
             name=self.approver_name or self.approver,
             kind=self.approver_kind or "operator",
+            groups=list(self.approver_groups),
         )
 
 
@@ -298,6 +317,8 @@ class TerraformStepInput(BaseModel):
     """Everything an activity needs to find and drive one workspace."""
 
     workspace: str
+    # The worker resolves a stack's source from its own stacks file, never from the request.
+    stack: str | None = None
     tf_directory: str | None = None
     variables: dict[str, TfValue] | None = None
     env_passthrough: list[str] = Field(default_factory=list)
@@ -313,6 +334,28 @@ class PlanInput(TerraformStepInput):
     plan_id: str
 
 
+class ClaimInput(BaseModel):
+    """Before a plan: may this run touch this workspace? Creates the record on a first run."""
+
+    workspace: str
+    stack: str | None
+    requester: Actor
+    owners: list[str] = Field(default_factory=list)
+    destroy: bool = False
+    approvers: list[str] | None = None
+    destroyers: list[str] | None = None
+
+
+class WorkspaceRecord(BaseModel):
+    """Whose a workspace is: its stack and owners, set by its first run."""
+
+    workspace: str
+    stack: str | None
+    owners: list[str] = Field(default_factory=list)
+    created_by: Actor
+    created_at: datetime | None = None
+
+
 class PlanResult(BaseModel):
     plan_id: str
     plan_path: str
@@ -323,10 +366,15 @@ class PlanResult(BaseModel):
     plan_text: str
     # Redacted `terraform show -json` document, the input of policy evaluation.
     plan_document: dict
+    # The 40-hex commit a git-sourced stack was planned from (applied from the same checkout).
+    source_revision: str | None = None
 
 
 class PolicyInput(BaseModel):
     plan_document: dict
+    # A destroy run (or an ephemeral teardown) was asked to delete: `destructive_change` is
+    # about deletes nobody asked for.
+    destroy: bool = False
 
 
 class ApplyInput(TerraformStepInput):
@@ -371,6 +419,13 @@ class RunStatus(BaseModel):
     ui_url: str | None = None
     slack: SlackMessageRef | None = None
     updated_at: datetime | None = None
+    stack: str | None = None
+    owners: list[str] = Field(default_factory=list)
+    approvers: list[str] | None = None
+    allow_self_approval: bool = False
+    plan_only: bool = False
+    inputs: dict[str, TfValue] = Field(default_factory=dict)
+    source_revision: str | None = None
 
 
 class NotifyInput(BaseModel):

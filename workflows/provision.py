@@ -8,6 +8,7 @@ notifier (workflows/notifier.py), the TTL timer (workflows/ttl.py) and the terra
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -15,11 +16,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import contracts, metrics
+    from workflows import contracts, metrics, steps
     from workflows.decisions import ApprovalRules, DecisionLedger
     from workflows.models import (
         OPERATOR,
         ApplyDecision,
+        ClaimInput,
         DecisionOutcome,
         DeprovisionRequest,
         ExtendTtl,
@@ -29,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ProvisionResult,
         RunState,
         RunStatus,
+        WorkspaceRecord,
     )
     from workflows.notifier import RunNotifier
     from workflows.steps import Attempt, CheckedPlan, TerraformSteps
@@ -38,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
 MAX_AUTOMATIC_REPLANS = 3
 # No TTL, however extended, reaches past this: the timer's deadline stays representable.
 MAX_TTL = timedelta(days=365)
+CLAIM_PATCH = "workspace-claim"
 
 
 class _Replan(Exception):
@@ -53,13 +57,14 @@ class _TerraformRun:
         self._request = request
         self._state = RunState.PENDING
         self._checked: CheckedPlan | None = None
-        self._ledger = DecisionLedger(
-            ApprovalRules(
-                required_approvals=request.required_approvals,
-                allow_self_approval=request.allow_self_approval,
-                requester=request.requester,
-            )
+        self._rules = ApprovalRules(
+            required_approvals=request.required_approvals,
+            allow_self_approval=request.allow_self_approval,
+            requester=request.requester,
+            approvers=frozenset(request.approvers) if request.approvers is not None else None,
+            stack=request.stack,
         )
+        self._ledger = DecisionLedger(self._rules)
         self._replan_requested = False
         self._reason = ""
         self._error: str | None = None
@@ -163,6 +168,13 @@ class _TerraformRun:
             ui_url=self._request.ui_url,
             slack=self._request.slack,
             updated_at=workflow.now(),
+            stack=self._request.stack,
+            owners=list(self._request.owners),
+            approvers=list(self._rules.approvers) if self._rules.approvers is not None else None,
+            allow_self_approval=self._request.allow_self_approval,
+            plan_only=self._plan_only,
+            inputs=dict(getattr(self._request, "inputs", {}) or {}),
+            source_revision=plan.source_revision if plan else None,
         )
 
     def _on_attempt(self, attempt: Attempt) -> None:
@@ -216,6 +228,56 @@ class _TerraformRun:
 
     # Steps ---------------------------------------------------------------------------------
 
+    @property
+    def _plan_only(self) -> bool:
+        return isinstance(self._request, ProvisionRequest) and self._request.plan_only
+
+    async def _claim(self, *, destroy: bool) -> bool:
+        """May this run touch its workspace? The first run of a workspace makes it its owners'.
+        Returns False (the run failed with the reason) when refused."""
+        if not workflow.patched(CLAIM_PATCH):
+            return True
+        request = self._request
+        try:
+            await workflow.execute_activity(
+                contracts.CLAIM_WORKSPACE_ACTIVITY,
+                ClaimInput(
+                    workspace=request.workspace,
+                    stack=request.stack,
+                    requester=request.requester,
+                    owners=request.owners,
+                    destroy=destroy,
+                    approvers=request.approvers,
+                    destroyers=request.destroyers,
+                ),
+                result_type=WorkspaceRecord,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=steps.CLAIM_RETRY,
+            )
+        except ActivityError as exc:
+            await self._fail("refused", exc)
+            return False
+        return True
+
+    def _needs_human(self, checked: CheckedPlan) -> bool:
+        """Policy asks for a human, or the request does: `plan` only, or no auto-apply."""
+        if checked.policy.verdict == "needs_approval":
+            return True
+        request = self._request
+        if not isinstance(request, ProvisionRequest):
+            return False
+        if request.plan_only:
+            # `run` would have applied this plan without anyone: its requester may Apply it.
+            self._ledger.rules = replace(
+                self._rules, required_approvals=1, requester_may_apply=request.auto_apply
+            )
+            self._reason = "plan only: nothing is applied until someone chooses Apply"
+            return True
+        if not request.auto_apply:
+            self._reason = f"stack {request.stack} does not auto-apply: a human decides"
+            return True
+        return False
+
     async def _plan_and_check(self, *, destroy: bool) -> CheckedPlan:
         try:
             plan: PlanResult = await self._steps.plan(self._tf_directory, destroy=destroy)
@@ -225,7 +287,7 @@ class _TerraformRun:
         self._checked = CheckedPlan(plan, PolicyReport())
         self._tf_directory = plan.tf_directory
         try:
-            policy = await self._steps.check(plan)
+            policy = await self._steps.check(plan, destroy=destroy)
         except ActivityError as exc:
             await self._fail("policy evaluation failed", exc)
             raise
@@ -308,7 +370,8 @@ class _TerraformRun:
                 return RunState.NO_CHANGES
             if self._replan_requested:
                 raise _Replan("replan requested")
-            if checked.policy.verdict == "needs_approval":
+            self._ledger.rules = self._rules
+            if self._needs_human(checked):
                 final = await self._await_decision()
                 if final is not None:
                     return final
@@ -356,6 +419,8 @@ class _TerraformRun:
         """Plan, decide and apply; a replan continues as new from here."""
         self._notifier.start()
         self._set_state(RunState.INITIALIZING)
+        if not await self._claim(destroy=destroy):
+            return RunState.FAILED
         try:
             return await self._plan_decide_apply(destroy=destroy, applying=applying)
         except _Replan:

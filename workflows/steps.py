@@ -77,6 +77,9 @@ APPLY_RETRY = StepRetry(
 # One attempt per activity call: the workflow makes the retries (see StepRetry).
 ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 POLICY_RETRY = RetryPolicy(maximum_attempts=3)
+CLAIM_RETRY = RetryPolicy(
+    maximum_interval=timedelta(seconds=10), non_retryable_error_types=["WorkspaceRefused"]
+)
 
 
 T = TypeVar("T")
@@ -110,6 +113,7 @@ def step_input(
 ) -> TerraformStepInput:
     return TerraformStepInput(
         workspace=request.workspace,
+        stack=request.stack,
         tf_directory=tf_directory,
         variables=request.variables,
         env_passthrough=request.env_passthrough,
@@ -171,12 +175,12 @@ class TerraformSteps:
 
         return await self._attempts(PLAN_RETRY, attempt)
 
-    async def check(self, plan: PlanResult) -> PolicyReport:
+    async def check(self, plan: PlanResult, *, destroy: bool = False) -> PolicyReport:
         self._set_state(RunState.CHECKING_POLICY)
         await self._pace()
         return await workflow.execute_local_activity(
             EVALUATE_POLICY_ACTIVITY,
-            PolicyInput(plan_document=plan.plan_document),
+            PolicyInput(plan_document=plan.plan_document, destroy=destroy),
             result_type=PolicyReport,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=POLICY_RETRY,

@@ -18,6 +18,7 @@ from bot.blocks import (
     EXTEND_TTL,
     REPLAN,
     RunRef,
+    decision_ack,
     escape,
 )
 from bot.listeners import slack_actor
@@ -80,7 +81,11 @@ async def _open_decision_modal(
 
 
 async def _tell_outcome(
-    services: BotServices, channel: str, user_id: str, action: Awaitable[str]
+    services: BotServices,
+    channel: str,
+    user_id: str,
+    action: Awaitable[str],
+    approved: bool = True,
 ) -> None:
     """Run a button's action and tell the clicker, privately, how it went."""
     try:
@@ -93,7 +98,7 @@ async def _tell_outcome(
             channel, user_id, f":warning: Temporal is unreachable: {escape(str(exc))}"
         )
         return
-    await services.tell(channel, user_id, f":white_check_mark: {escape(message)}")
+    await services.tell(channel, user_id, decision_ack(approved, message))
 
 
 async def _decide_now(
@@ -103,7 +108,7 @@ async def _decide_now(
     user = slack_actor(body["user"])
     channel, _ = _where(body)
     await _tell_outcome(
-        services, channel, user.id, services.control.decide(user, ref, approve, reason="")
+        services, channel, user.id, services.control.decide(user, ref, approve, reason=""), approve
     )
 
 

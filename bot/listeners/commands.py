@@ -11,6 +11,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import (
+    decision_ack,
     escape,
     render_help,
     render_run_list,
@@ -21,6 +22,13 @@ from bot.grammar import HELP, Command, GrammarError, parse_text
 from bot.operations import RunRefused, TemporalUnavailable
 from bot.run_control import ActionRefused
 from bot.services import BotServices
+from stacks.requests import (
+    RequestError,
+    RunOptions,
+    build_destroy_request,
+    build_request,
+    sanitize_prefix,
+)
 from workflows.models import (
     Actor,
     DeprovisionRequest,
@@ -29,13 +37,6 @@ from workflows.models import (
     RunStatus,
     SlackMessageRef,
     workflow_id_for,
-)
-from workflows.scenarios import (
-    RequestError,
-    RunOptions,
-    build_destroy_request,
-    build_request,
-    sanitize_prefix,
 )
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ async def _dispatch(
         message = await control.decide_on_target(
             user, command.target or "", command.verb == "approve", command.reason or ""
         )
-        await respond(text=f":white_check_mark: {escape(message)}")
+        await respond(text=decision_ack(command.verb == "approve", message))
     elif command.verb == "replan":
         await respond(text=escape(await control.replan_target(user, command.target or "")))
     else:

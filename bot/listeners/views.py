@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.blocks import clip, escape
+from bot.blocks import clip, decision_ack, escape
 from bot.listeners import slack_actor
 from bot.modals import (
     DECISION_CALLBACK,
@@ -76,7 +76,7 @@ def register(app: AsyncApp, services: BotServices) -> None:
             )
             return
         await ack()
-        await services.tell(context.channel, user.id, f":white_check_mark: {escape(message)}")
+        await services.tell(context.channel, user.id, decision_ack(context.approve, message))
 
 
 async def _report_late(
@@ -92,5 +92,5 @@ async def _report_late(
         log.exception("decision of %s by %s failed", context.ref.workflow_id, user_id)
         text = ":warning: Something went wrong sending your decision; it is logged."
     else:
-        text = f":white_check_mark: {escape(message)}"
+        text = decision_ack(context.approve, message)
     await services.tell(context.channel, user_id, text)

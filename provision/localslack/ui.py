@@ -95,7 +95,7 @@ def provision_command_hints() -> CommandHints:
     options: dict[str, list[str]] = {}
     head = ""
     for line in HELP.splitlines():
-        if line.startswith("Scenarios:"):
+        if line.startswith(("Scenarios:", "Stacks:")):
             break
         match = _HELP_LINE.match(line)
         if match and not line.startswith("   "):
@@ -109,8 +109,8 @@ def provision_command_hints() -> CommandHints:
             more = line.strip()
             options[head] += [o for o in _OPTION.findall(more) if o not in options[head]]
             described.setdefault(head, more)
-    run_options = options.get("<scenario>", [])
-    described.setdefault("run", described.get("<scenario>", ""))
+    run_options = options.get("<stack>", options.get("<scenario>", []))
+    described.setdefault("run", described.get("<stack>", ""))
     first = [
         Suggestion(name, scenario.summary, "scenario")
         for name, scenario in SCENARIOS.items()

@@ -1,5 +1,6 @@
 locals {
-  namespace_name = "${var.prefix}-${var.name_suffix}"
+  # One workspace, one namespace: two workspaces can never manage the same one.
+  namespace_name = var.workspace != "" ? var.workspace : "${var.prefix}-${var.name_suffix}"
 }
 
 resource "null_resource" "namespace" {

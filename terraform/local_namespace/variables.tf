@@ -22,6 +22,17 @@ variable "name_suffix" {
   }
 }
 
+variable "workspace" {
+  type        = string
+  description = "The workspace this state belongs to; the namespace is named after it when set."
+  default     = ""
+
+  validation {
+    condition     = var.workspace == "" || can(regex("^[a-z0-9][a-z0-9-]{0,62}$", var.workspace))
+    error_message = "The workspace must match ^[a-z0-9][a-z0-9-]{0,62}$."
+  }
+}
+
 variable "retention_days" {
   type        = number
   description = "Retention of closed workflows. Policy, not this check, decides what is acceptable."

@@ -23,8 +23,8 @@ from codec.keys import KeyRing  # noqa: E402
 from provision.runs import RunService  # noqa: E402
 from provision.settings import load_settings  # noqa: E402
 from provision.worker import build_worker  # noqa: E402
+from stacks.requests import RunOptions, build_destroy_request, build_request  # noqa: E402
 from workflows.models import ApplyDecision, RunState, RunStatus  # noqa: E402
-from workflows.scenarios import RunOptions, build_destroy_request, build_request  # noqa: E402
 from workflows.search_attributes import ALL_KEYS  # noqa: E402
 
 TASK_QUEUE = "record-histories"
