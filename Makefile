@@ -6,10 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test unit lint bench record-histories clean venv browser promtool
 
-$(STAMP): pyproject.toml
+# The local Slack workspace (localslack/) is a package of its own, outside the product wheel and
+# image; `provision dev` and the tests use it, so the venv gets both, in one resolve.
+$(STAMP): pyproject.toml localslack/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "make: installing into $(VENV): pip, then provision, localslack and the dev tools (20 to 60 s)…"
+	@# -qq: errors only. pip's own notices and setuptools' editable-install banner are noise here.
+	@$(BIN)/python -m pip install -qq --upgrade pip
+	@$(BIN)/python -m pip install -qq --progress-bar off -e ./localslack -e '.[dev]'
+	@echo "make: $(VENV) is ready"
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,5 +1,6 @@
 """The notify activity: re-renders a run's Slack message at each state change, and puts the full
-plan in the message's thread once per plan. Slack trouble never fails a run."""
+plan in the message's thread once per plan. A message that is gone is posted again (its new ts is
+returned, so the workflow updates that one from then on). Slack trouble never fails a run."""
 
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from bot.blocks import escape, render_run_message
-from workflows.models import NOTIFY_ACTIVITY, NotifyInput, RunStatus
+from workflows.models import (
+    NOTIFY_ACTIVITY,
+    NotifyInput,
+    NotifyResult,
+    RunStatus,
+    SlackMessageRef,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +60,24 @@ def plan_marker(plan_text: str) -> str:
     return "plan " + hashlib.sha256(plan_text.encode()).hexdigest()[:12]
 
 
+# chat.update's answers for a message that is no longer there to update.
+_GONE_ERRORS = frozenset({"message_not_found", "cant_update_message"})
+
+
+def _slack_error(exc: SlackApiError) -> tuple[str | None, int]:
+    """(Slack's error code, HTTP status) of a failed call. A proxy or a load balancer may answer
+    with an HTML page, or with a body that claims to be JSON and is not: then slack_sdk hands over
+    no dict (or the raw HTTP response), and there is no error code, only a status."""
+    response = exc.response
+    status = getattr(response, "status_code", None) or getattr(response, "status", None) or 200
+    data = getattr(response, "data", None)
+    code = data.get("error") if isinstance(data, dict) else None
+    return (code if isinstance(code, str) else None), int(status)
+
+
 def _is_retryable(exc: SlackApiError) -> bool:
-    status = getattr(exc.response, "status_code", 200)
-    return status == 429 or status >= 500 or exc.response.get("error") in _RETRYABLE_ERRORS
+    code, status = _slack_error(exc)
+    return status == 429 or status >= 500 or code in _RETRYABLE_ERRORS
 
 
 class SlackNotifier:
@@ -68,33 +90,62 @@ class SlackNotifier:
         self._shared: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     @activity.defn(name=NOTIFY_ACTIVITY)
-    async def notify(self, input: NotifyInput) -> None:
+    async def notify(self, input: NotifyInput) -> NotifyResult:
         status = input.status
         if status.slack is None:
-            return
+            return NotifyResult()
         if self.client is None:
             if not self._said_unconfigured:
                 self._said_unconfigured = True
                 log.info(
                     "Slack is not configured (SLACK_BOT_TOKEN unset): run messages are not updated"
                 )
-            return
+            return NotifyResult()
         namespace = activity.info().workflow_namespace
         text, blocks = render_run_message(status, namespace=namespace)
+        reposted: SlackMessageRef | None = None
         try:
             # chat.update of the same content is harmless, so retries need no bookkeeping.
             await self.client.chat_update(
                 channel=status.slack.channel, ts=status.slack.ts, text=text, blocks=blocks
             )
         except SlackApiError as exc:
-            raise self._failure("chat.update", exc) from None
+            if _slack_error(exc)[0] not in _GONE_ERRORS:
+                raise self._failure("chat.update", exc) from None
+            reposted = await self._repost(status.slack, text, blocks)
+            status = status.model_copy(update={"slack": reposted})
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ApplicationError(f"Slack unreachable: {exc}", type="SlackUnreachable") from None
         if status.plan_text:
-            await self._share_plan(status)
+            try:
+                await self._share_plan(status)
+            except ApplicationError:
+                if reposted is None:
+                    raise
+                # A retry would find the old message gone again and post a second one: report
+                # the new message now; the next notification shares the plan in its thread.
+                log.warning("plan not shared under the reposted run message; next time")
+        return NotifyResult(reposted=reposted)
+
+    async def _repost(self, gone: SlackMessageRef, text: str, blocks: list) -> SlackMessageRef:
+        """Post the run message again where the gone one was (its thread, if it was a reply): a
+        run waiting for approval must keep its buttons."""
+        assert self.client is not None
+        in_thread = gone.thread_ts if gone.thread_ts and gone.thread_ts != gone.ts else None
+        log.warning("run message %s in %s is gone; posting it again", gone.ts, gone.channel)
+        try:
+            posted = await self.client.chat_postMessage(
+                channel=gone.channel, thread_ts=in_thread, text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            raise self._failure("chat.postMessage", exc) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise ApplicationError(f"Slack unreachable: {exc}", type="SlackUnreachable") from None
+        return SlackMessageRef(channel=gone.channel, ts=posted["ts"], thread_ts=in_thread)
 
     def _failure(self, method: str, exc: SlackApiError) -> ApplicationError:
-        error = exc.response.get("error") or f"http {exc.response.status_code}"
+        code, status = _slack_error(exc)
+        error = code or f"http {status}"
         retryable = _is_retryable(exc)
         log.warning(
             "Slack %s failed: %s (%s)",

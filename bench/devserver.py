@@ -7,7 +7,7 @@ import sys
 
 from temporalio.testing import WorkflowEnvironment
 
-from provision.dev import temporal_cli
+from provision.executables import temporal_cli
 from workflows.search_attributes import ALL_KEYS
 
 

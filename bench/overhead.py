@@ -53,8 +53,9 @@ from activities.provisioning import ProvisioningActivities  # noqa: E402
 from bench.devserver import start_quiet_dev_server  # noqa: E402
 from bench.percentiles import percentile  # noqa: E402
 from provision.client import connect  # noqa: E402
-from provision.dev import ensure_search_attributes, temporal_cli  # noqa: E402
+from provision.executables import temporal_cli  # noqa: E402
 from provision.runs import PROVISION_WORKFLOW  # noqa: E402
+from provision.search_attributes import ensure_search_attributes  # noqa: E402
 from provision.settings import Settings, load_settings  # noqa: E402
 from provision.worker import build_activities, build_worker  # noqa: E402
 from stacks.requests import RunOptions, build_request, validate_variables  # noqa: E402

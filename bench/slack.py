@@ -44,9 +44,9 @@ from bench.devserver import start_quiet_dev_server  # noqa: E402
 from bench.percentiles import percentile  # noqa: E402
 from bot.blocks import APPROVE  # noqa: E402
 from bot.modals import REASON_BLOCK, REASON_INPUT  # noqa: E402
+from localslack import LocalSlack  # noqa: E402
 from provision.bot_main import start_bot  # noqa: E402
 from provision.client import connect  # noqa: E402
-from provision.localslack import LocalSlack  # noqa: E402
 from provision.settings import Settings  # noqa: E402
 
 log = logging.getLogger("bench.slack")

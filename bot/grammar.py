@@ -58,22 +58,26 @@ def _stack_lines(stacks: Stacks) -> str:
     return "\n".join(f"  {s.name:<{width}}  {s.description}" for s in stacks)
 
 
+def _verb_lines() -> str:
+    lines = []
+    for verb in VERBS:
+        usage, summary = _VERB_TEXT[verb]
+        head = usage if verb == "run" else f"{verb} {usage}".rstrip()
+        if len(head) <= 26:
+            lines.append(f"  {head:<26} {summary}")
+        else:
+            lines += [f"  {head}", f"  {'':<26} {summary}"]
+        if verb == "run":
+            lines.append(
+                f"  {'':<26} (in a terminal: provision run <stack> …, plus --wait, --json)"
+            )
+    return "\n".join(lines)
+
+
 def help_text(stacks: Stacks = BUILTIN) -> str:
     return f"""Usage: /provision <command>   (in a terminal: provision <command>)
 
-  <stack> [--var NAME=VALUE]… [--prefix P] [--ttl S] [--workspace W] [--owner ID]… [--pace S]
-                             plan, check policy, ask where needed, apply
-                             (in a terminal: provision run <stack> …, plus --wait, --json)
-  plan <stack> […]           plan and check policy only; the run offers Apply
-  stacks                     the stacks you can run, with their inputs
-  status <id>                the state of a run (workflow id or workspace)
-  list [--status S]          recent runs, optionally only those in one state
-  approve <id> --reason R    approve a waiting run
-  deny <id> [--reason R]     deny a waiting run
-  replan <id>                throw the plan away and plan again
-  destroy [<workspace> | --stack S --prefix P]
-                             destroy what a workspace applied
-  help                       this text
+{_verb_lines()}
 
 Stacks:
 {_stack_lines(stacks)}
@@ -81,9 +85,6 @@ Stacks:
 Options: --var sets one of the stack's inputs, --prefix names the workspace (default: your
 user name), --ttl destroys an ephemeral run after S seconds, --pace slows each step by S
 seconds for live demos (at most 60)."""
-
-
-HELP = help_text()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,6 +174,60 @@ def _build() -> argparse.ArgumentParser:
 
 _PARSER = _build()
 
+# Options that only mean something in a terminal: Slack answers at once and in its own way.
+TERMINAL_ONLY_OPTIONS = ("--wait", "--json")
+
+
+@dataclass(frozen=True)
+class VerbHelp:
+    """One verb of the grammar as data (for completions and other front ends than HELP)."""
+
+    verb: str
+    usage: str
+    summary: str
+    # Every option the parser takes for this verb, in the parser's order.
+    options: tuple[str, ...]
+
+    @property
+    def chat_options(self) -> tuple[str, ...]:
+        """The options that mean something in a chat command."""
+        return tuple(o for o in self.options if o not in TERMINAL_ONLY_OPTIONS)
+
+
+_VERB_TEXT = {
+    "run": (
+        "<stack> [--var NAME=VALUE]… [--prefix P] [--ttl S] [--workspace W] [--owner ID]… "
+        "[--pace S]",
+        "plan, check policy, ask where needed, apply",
+    ),
+    "plan": ("<stack> […]", "plan and check policy only; the run offers Apply"),
+    "stacks": ("", "the stacks you can run, with their inputs"),
+    "status": ("<id>", "the state of a run (workflow id or workspace)"),
+    "list": ("[--status S]", "recent runs, optionally only those in one state"),
+    "approve": ("<id> --reason R", "approve a waiting run"),
+    "deny": ("<id> [--reason R]", "deny a waiting run"),
+    "replan": ("<id>", "throw the plan away and plan again"),
+    "destroy": ("[<workspace> | --stack S --prefix P]", "destroy what a workspace applied"),
+    "help": ("", "this text"),
+}
+
+
+def _parser_options(verb: str) -> tuple[str, ...]:
+    subparsers = next(a for a in _PARSER._actions if isinstance(a, argparse._SubParsersAction))
+    parser = subparsers.choices[verb]
+    return tuple(
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--")
+    )
+
+
+def verb_help() -> list[VerbHelp]:
+    """Every verb, in VERBS order, with its usage, a one-line summary and its options (read
+    from the parser itself, so they cannot drift from what parses)."""
+    return [VerbHelp(verb, *_VERB_TEXT[verb], _parser_options(verb)) for verb in VERBS]
+
 
 def _variables(groups: list[list[str]]) -> dict[str, str]:
     """`--var a=1 --var note=two words b=2` → {a: 1, note: "two words", b: 2}: a word that is not
@@ -240,3 +295,6 @@ def parse_text(text: str, stacks: Collection[str] | None = None) -> Command:
     except ValueError as exc:
         raise GrammarError(f"could not read the command: {exc}") from None
     return parse_args(tokens, stacks)
+
+
+HELP = help_text()

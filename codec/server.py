@@ -244,11 +244,15 @@ def _parse_payloads(body: bytes, limits: _Limits) -> list[Payload]:
         raise _BadRequest(400, "body is not valid JSON") from None
     if not isinstance(document, dict):
         raise _BadRequest(400, 'body must be a JSON object like {"payloads": [...]}')
+    unknown = [key for key in document if key != "payloads"]
+    if unknown:
+        raise _BadRequest(400, f"unknown field {unknown[0][:60]!r}; the body holds only payloads")
     _check_payload_fields(document.get("payloads"), limits)
     message = Payloads()
     try:
         json_format.ParseDict(document, message)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+    # upb raises SystemError on some invalid text (a lone surrogate in a field name).
+    except (json_format.ParseError, ValueError, TypeError, RecursionError, SystemError) as exc:
         raise _BadRequest(
             400,
             f"body is not a Payloads message: {_one_line(exc)}",

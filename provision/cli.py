@@ -124,7 +124,7 @@ SERVER_VERB_HELP: dict[str, tuple[str, str, str]] = {
 }
 
 EXIT_HELP = """Exit codes: 0 done, 1 the run failed / was rejected / expired (or a request was refused),
-2 usage or configuration error, 3 Temporal unreachable."""
+2 usage or configuration error, 3 Temporal unreachable, 141 stdout closed by its reader."""
 
 Verb = Callable[["Invocation"], Awaitable[int]]
 
@@ -585,6 +585,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from temporalio.client import RPCTimeoutOrCancelledError
+    from temporalio.service import RPCError
+
     from activities.policy import PolicyError, PolicySyntaxError
     from provision.client import TemporalUnreachable
     from provision.runs import RunError
@@ -622,6 +625,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PolicySyntaxError, PolicyError) as exc:
         _err(f"policy: {exc}")
         return EXIT_USAGE
+    except RPCTimeoutOrCancelledError:
+        _err("Temporal did not answer in time; nothing is known to have changed, try again")
+        return EXIT_FAILED
+    except RPCError as exc:
+        # Whatever Temporal refused that no verb names, the user gets its one line, not a stack.
+        _err(f"Temporal: {' '.join(exc.message.split()) or exc.status.name}")
+        return EXIT_FAILED
     except BrokenPipeError:
         return _reader_went_away()
     except KeyboardInterrupt:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from codec.converter import NO_KEY_MESSAGE, build_data_converter
 from codec.keys import KeyRing, load_key_ring
+from provision.local_stack import running_stack
 from provision.settings import ConfigurationError, Settings
 from workflows.metrics import HISTOGRAM_BUCKETS
 
@@ -21,8 +26,40 @@ class TemporalUnreachable(Exception):
     """No Temporal server answered at the configured address."""
 
 
+# The key file of a data folder: `provision dev` writes it when encrypting without a configured
+# key, and every process of that data folder finds it there.
+DEFAULT_KEY_FILE_NAME = "codec.keys"
+_ENCRYPTED = b"binary/encrypted"
+
+
+class EncryptedPayloadWithoutKey(ConfigurationError):
+    """A payload arrived encrypted and this process has no key to open it."""
+
+
+def default_key_file(settings: Settings) -> Path:
+    return settings.data_dir / DEFAULT_KEY_FILE_NAME
+
+
+def codec_settings(settings: Settings) -> Settings:
+    """Settings with the data folder's codec defaults filled in where nothing was set: the key
+    file `<data>/codec.keys`, and encryption and compression as the `provision dev` running on
+    this data folder (and server) has them. What was set explicitly always wins."""
+    update: dict[str, object] = {}
+    if not (settings.codec_keys or settings.codec_key_file):
+        key_file = default_key_file(settings)
+        if key_file.is_file():
+            update["codec_key_file"] = key_file
+    stack = running_stack(settings.data_dir)
+    if stack is not None and stack.get("temporal_address") == settings.temporal_address:
+        for name in ("encrypt_payloads", "compress_payloads"):
+            if name not in settings.model_fields_set and isinstance(stack.get(name), bool):
+                update[name] = stack[name]
+    return settings.model_copy(update=update) if update else settings
+
+
 def key_ring_for(settings: Settings) -> KeyRing | None:
     """The configured payload keys; with encryption on, there must be some."""
+    settings = codec_settings(settings)
     spec = settings.codec_keys.get_secret_value() if settings.codec_keys else None
     try:
         key_ring = load_key_ring(spec, settings.codec_key_file)
@@ -33,12 +70,41 @@ def key_ring_for(settings: Settings) -> KeyRing | None:
     return key_ring
 
 
+class _NoKeyGuard(PayloadCodec):
+    """For a process without keys: an encrypted payload is refused with a message that says
+    what to set, instead of the converter's `KeyError: Unknown payload encoding`."""
+
+    def __init__(self, inner: PayloadCodec | None, data_dir: Path) -> None:
+        self.inner = inner
+        self.message = (
+            "this run's data is encrypted (binary/encrypted) and no key is configured here: "
+            "set PROVISION_CODEC_KEY_FILE or PROVISION_CODEC_KEYS to the key it was written "
+            f"with (`provision dev` keeps its key in <data folder>/{DEFAULT_KEY_FILE_NAME}; "
+            f"the data folder here is {data_dir}: run from the folder of `make demo`, or set "
+            "PROVISION_DATA_DIR)"
+        )
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return await self.inner.encode(payloads) if self.inner else list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        if any(p.metadata.get("encoding") == _ENCRYPTED for p in payloads):
+            raise EncryptedPayloadWithoutKey(self.message)
+        return await self.inner.decode(payloads) if self.inner else list(payloads)
+
+
 def data_converter_for(settings: Settings) -> DataConverter:
-    return build_data_converter(
-        key_ring=key_ring_for(settings),
+    settings = codec_settings(settings)
+    key_ring = key_ring_for(settings)
+    converter = build_data_converter(
+        key_ring=key_ring,
         encrypt=settings.encrypt_payloads,
         compress=settings.compress_payloads,
     )
+    if key_ring is not None:
+        return converter
+    guard = _NoKeyGuard(converter.payload_codec, settings.data_dir.resolve())
+    return dataclasses.replace(converter, payload_codec=guard)
 
 
 def tls_config_for(settings: Settings) -> TLSConfig | bool:

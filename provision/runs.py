@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -46,6 +47,7 @@ DEPROVISION_WORKFLOW = "DeprovisionInfraWorkflow"
 CONFIRM_SECONDS = 30.0
 SETTLE_SECONDS = 5.0
 _POLL_SECONDS = 0.25
+_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 class RunError(Exception):
@@ -241,11 +243,12 @@ class RunService:
         return await self._after_decision(workflow_id, run_id, decision, outcome)
 
     async def _state_or_none(self, workflow_id: str, run_id: str | None) -> RunStatus | None:
+        # Bounded, so one query stuck on a busy worker does not use up a caller's whole deadline.
         try:
             return await self.client.get_workflow_handle(workflow_id, run_id=run_id).query(
-                "get_state", result_type=RunStatus
+                "get_state", result_type=RunStatus, rpc_timeout=_QUERY_TIMEOUT
             )
-        except RPCError:
+        except (RPCError, RPCTimeoutOrCancelledError):
             return None
 
     async def _after_decision(

@@ -1,11 +1,10 @@
-"""Worker wiring: the workflows and activities on the configured task queue."""
+"""The worker: its wiring (workflows and activities on the configured task queue) and its main
+(`provision worker`)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -18,7 +17,9 @@ from activities.provisioning import ProvisioningActivities
 from activities.sources import SourceResolver
 from activities.terraform import TerraformRunner
 from activities.workspaces import FileWorkspaceRecords, WorkspaceActivities
+from provision.client import build_runtime, connect
 from provision.settings import Settings
+from provision.signals import stop_requested
 from provision.toolchain import prepare_toolchain
 from stacks.registry import load_stacks
 from workflows.provision import DeprovisionInfraWorkflow, ProvisionInfraWorkflow
@@ -88,10 +89,7 @@ def build_worker(
 
 async def run_until_signalled(worker: Worker) -> None:
     """Run a worker until SIGINT/SIGTERM, then shut it down cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_requested()
     async with worker:
         log.info(
             "worker %s polling task queue %s (pid %s)",
@@ -101,3 +99,10 @@ async def run_until_signalled(worker: Worker) -> None:
         )
         await stop.wait()
         log.info("stopping worker")
+
+
+async def run_worker_main(settings: Settings) -> int:
+    """`provision worker`: one worker against TEMPORAL_ADDRESS, exporting its metrics."""
+    client = await connect(settings, runtime=build_runtime(settings))
+    await run_until_signalled(build_worker(client, settings))
+    return 0

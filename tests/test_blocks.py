@@ -26,7 +26,7 @@ from bot.blocks import (
 )
 from bot.grammar import HELP
 from bot.modals import DecisionContext, decision_modal, notice_modal
-from provision.localslack.validation import (
+from localslack.validation import (
     MAX_MESSAGE_BLOCKS,
     block_errors,
     message_text_errors,

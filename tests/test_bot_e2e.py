@@ -21,9 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 from bot.app import BotHandle
 from bot.blocks import APPROVE, DENY, DESTROY_NOW, EXTEND_TTL, REPLAN
 from bot.modals import REASON_BLOCK, REASON_INPUT
+from localslack import InputRejected, LocalSlack
 from provision.bot_main import start_bot
 from provision.client import connect
-from provision.localslack import InputRejected, LocalSlack
 from provision.settings import Settings
 from tests.conftest import VENV_BIN, Stack
 

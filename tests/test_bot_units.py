@@ -24,7 +24,7 @@ from bot.blocks import APPROVE, DENY, render_run_message
 from bot.modals import REASON_BLOCK, REASON_INPUT
 from bot.operations import RunRefused, TemporalUnavailable
 from bot.services import BotConfig
-from provision.localslack import LocalSlack
+from localslack import LocalSlack
 from workflows.models import (
     Actor,
     ApplyDecision,
@@ -201,12 +201,13 @@ async def test_notify_updates_the_message_and_shares_each_plan_once(slack: Local
     slack.assert_no_validation_failures()
 
 
-async def test_notify_gives_up_on_a_gone_message_and_retries_an_outage(slack: LocalSlack) -> None:
+async def test_notify_gives_up_on_a_gone_channel_and_retries_an_outage(slack: LocalSlack) -> None:
+    # (A gone message is posted again: tests/test_notify.py.)
     env = ActivityEnvironment()
-    gone = waiting_status(slack=SlackMessageRef(channel=INFRA, ts="1.000001"))
+    gone = waiting_status(slack=SlackMessageRef(channel="C0GONE", ts="1.000001"))
     with pytest.raises(ApplicationError) as raised:
         await env.run(SlackNotifier(web(slack)).notify, NotifyInput(status=gone))
-    assert raised.value.non_retryable and "message_not_found" in str(raised.value)
+    assert raised.value.non_retryable and "channel_not_found" in str(raised.value)
 
     posted = await web(slack).chat_postMessage(channel=INFRA, text="starting")
     status = waiting_status(slack=SlackMessageRef(channel=INFRA, ts=posted["ts"]))

@@ -356,3 +356,10 @@ async def test_a_signalled_denial_reports_the_state_after_it(stack: Stack) -> No
     data = denied.json()
     assert data["state"] == "rejected", data  # type: ignore[index]
     assert data["message"].startswith("denied by") and "(by signal)" in data["message"]  # type: ignore[index]
+
+
+async def test_temporal_refusals_no_verb_names_are_one_line(stack: Stack) -> None:
+    result = await stack.run("list", env={"TEMPORAL_NAMESPACE": "no-such-namespace-e"})
+    assert result.returncode in (1, 3), result
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("provision: ") and result.stderr.count("\n") == 1, result

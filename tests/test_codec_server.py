@@ -341,6 +341,10 @@ def garbage_bodies() -> Iterator[bytes]:
         to_wire([Payload(metadata={"encoding": b"binary/encrypted"}, data=b"short")]),
         to_wire([Payload(metadata={"encoding": b"binary/zlib"}, data=b"not zlib")]),
         {"payloads": [{"metadata": {"encoding": base64.b64encode(b"binary/zlib").decode()}}]},
+        b'{"\\ud800": 1}',
+        b'{"payloads": [{"metadata": {"\\ud800": "QQ=="}}]}',
+        b'{"payloads": [{"data": "\\udfff"}]}',
+        b'{"payloads": [{"\\ud800": "QQ=="}]}',
     ]
     for item in fixed:
         yield item if isinstance(item, bytes) else json.dumps(item).encode()
@@ -372,6 +376,8 @@ async def test_garbage_bodies_get_one_line_errors_never_500(
                     error = json.loads(text)["error"]
                     assert "\n" not in error and "Traceback" not in error
                     assert len(error) < 400
+                    # Every malformed input has its own message, not the catch-all.
+                    assert not error.startswith("cannot process request"), (body[:60], error)
     assert 400 in statuses
     assert "Traceback" not in caplog.text
 

@@ -320,8 +320,10 @@ def test_the_package_builds_from_exactly_what_the_image_copies(tmp_path: Path) -
         "codec/server.py",
     ):
         assert module in names, module
-    # Data files (the bot's manifest, the local Slack workspace's web assets) come along.
+    # Data files (the bot's manifest) come along.
     assert data_files and data_files <= names, data_files - names
+    # The local Slack workspace is a package of its own, for `provision dev` and the tests only.
+    assert not [n for n in names if "localslack" in n]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
         "provision = provision.cli:entrypoint" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -139,7 +139,7 @@ async def test_recoverable_failure_goes_on_once_the_switch_is_cleared(stack: Sta
             and data["error"].startswith(f"retrying, attempt {data['attempt']}")
         )
 
-    await wait_until(plan_failing, what="the plan activity retrying")
+    await wait_until(plan_failing, what="the plan retrying, visibly")
     assert switch.exists()
     cleared = await stack.run("fault", "clear", "recoverable-failure")
     assert cleared.returncode == 0 and not switch.exists()

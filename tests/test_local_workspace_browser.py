@@ -26,11 +26,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.testing import WorkflowEnvironment
 
 from bot.app import BotHandle
+from localslack import LocalSlack
 from provision.bot_main import start_bot
 from provision.client import connect
-from provision.dev import start_local_slack
-from provision.localslack import LocalSlack
-from provision.localslack.ui import provision_command_hints
+from provision.dev_workspace import provision_command_hints, start_local_slack
 from provision.settings import Settings
 from tests.conftest import REPO_ROOT, Stack
 

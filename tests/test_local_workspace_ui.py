@@ -16,9 +16,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.grammar import VERBS
-from provision.dev import start_local_slack
-from provision.localslack import LocalSlack
-from provision.localslack.ui import provision_command_hints
+from localslack import LocalSlack
+from provision.dev_workspace import provision_command_hints, start_local_slack
 from provision.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import free_port
 from workflows.scenarios import SCENARIOS
@@ -212,10 +211,10 @@ async def test_config_names_users_with_their_roles_and_the_command_completions(
     options = {k: [o["value"] for o in v] for k, v in provision["options"].items()}
     assert options["human-in-the-loop-update"] == [
         "--var",
+        "--owner",
         "--prefix",
         "--ttl",
         "--workspace",
-        "--owner",
         "--pace",
     ]
     assert options["approve"] == ["--reason"]

@@ -166,11 +166,13 @@ def test_list_settings_read_comma_separated_values(monkeypatch: pytest.MonkeyPat
 
 def test_operator_passthrough_names_reach_every_run(tmp_path: Path) -> None:
     from activities.provisioning import ProvisioningActivities
+    from activities.workspace_store import FileWorkspaceStore
 
     acts = ProvisioningActivities(
         runner=None,
         policy_evaluator=None,
         data_dir=tmp_path,
+        store=FileWorkspaceStore(lambda workspace: tmp_path / workspace),
         worker_env={"TF_VAR_token": "s3cr3t-value", "OTHER": "not passed"},
         extra_passthrough=["TF_VAR_token"],
     )

@@ -432,6 +432,13 @@ class NotifyInput(BaseModel):
     status: RunStatus
 
 
+class NotifyResult(BaseModel):
+    """What notify did. `reposted` is the run's new message when the old one was gone (deleted,
+    or lost by a local workspace): later notifications go there."""
+
+    reposted: SlackMessageRef | None = None
+
+
 class ProvisionResult(BaseModel):
     workflow_id: str
     run_id: str

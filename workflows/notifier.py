@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows import metrics
     from workflows.contracts import NOTIFY_ACTIVITY
-    from workflows.models import NotifyInput, RunStatus
+    from workflows.models import NotifyInput, NotifyResult, RunStatus, SlackMessageRef
 
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -32,6 +32,8 @@ class RunNotifier:
         self._version = 0
         self._notified = 0
         self._task: asyncio.Task | None = None
+        # The run message posted again by notify after the first one was gone (None: the first).
+        self.moved_to: SlackMessageRef | None = None
 
     def changed(self) -> None:
         self._version += 1
@@ -55,13 +57,20 @@ class RunNotifier:
         while True:
             await workflow.wait_condition(lambda: self._version > self._notified)
             version = self._version
+            status = self._status()
+            if self.moved_to is not None:
+                status = status.model_copy(update={"slack": self.moved_to})
             try:
-                await workflow.execute_activity(
+                # Optional: histories recorded before notify returned a result hold null here.
+                result = await workflow.execute_activity(
                     NOTIFY_ACTIVITY,
-                    NotifyInput(status=self._status()),
+                    NotifyInput(status=status),
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=NOTIFY_RETRY,
+                    result_type=NotifyResult | None,
                 )
+                if result is not None and result.reposted is not None:
+                    self.moved_to = result.reposted
             except ActivityError as exc:
                 # A Slack outage never fails a run: a later state change catches up.
                 workflow.logger.warning("notification failed: %s", exc.cause or exc)

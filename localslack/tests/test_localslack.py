@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from provision.localslack import AckTimeout, ElementNotFound, InputRejected, LocalSlack
+from localslack import AckTimeout, ElementNotFound, InputRejected, LocalSlack
 
 ALICE, BOB = "U0ALICE", "U0BOB"
 INFRA = "C0INFRA"

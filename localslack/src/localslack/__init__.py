@@ -9,6 +9,7 @@ from .errors import (
     ViewNotOpen,
 )
 from .events import Event, Subscription
+from .hints import CommandHints, Suggestion
 from .model import SlackUser, ValidationFailure
 from .server import DEFAULT_USERGROUPS, DEFAULT_USERS, Ack, LocalSlack, ViewSubmissionResult
 from .socket_mode import Envelope
@@ -18,6 +19,7 @@ __all__ = [
     "Ack",
     "AckTimeout",
     "Call",
+    "CommandHints",
     "DEFAULT_USERGROUPS",
     "DEFAULT_USERS",
     "ElementNotFound",
@@ -28,6 +30,7 @@ __all__ = [
     "LocalSlackError",
     "SlackApiError",
     "SlackUser",
+    "Suggestion",
     "Subscription",
     "ValidationFailure",
     "ViewNotOpen",

@@ -37,6 +37,11 @@ class TsClock:
         self._last = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
+    def advance_past(self, ts: str) -> None:
+        """Make every later ts greater than `ts` (a restored workspace's newest message)."""
+        seconds, micros = ts_key(ts)
+        self._last = max(self._last, seconds * 1_000_000 + micros)
+
 
 def ts_key(ts: str) -> tuple[int, int]:
     seconds, _, micros = ts.partition(".")

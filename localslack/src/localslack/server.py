@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from .errors import AckTimeout, ElementNotFound, InputRejected, SlackApiError, ViewNotOpen
 from .events import Event, EventBus, Subscription
+from .hints import CommandHints
 from .interactions import (
     block_actions_payload,
     build_state_values,
@@ -28,6 +30,7 @@ from .interactions import (
     view_submission_payload,
 )
 from .model import SlackUser, ValidationFailure, ViewRecord
+from .persistence import KEPT_EVENTS, WorkspaceFile
 from .socket_mode import Envelope, SocketModeHub
 from .store import Workspace
 from .ui import LocalSlackUI
@@ -96,6 +99,10 @@ class LocalSlack:
         disconnect_grace: float = 10.0,
         heartbeat: float | None = None,
         event_subscriptions: Iterable[str] = ("app_mention",),
+        commands: Sequence[CommandHints] = (),
+        user_notes: dict[str, str] | None = None,
+        default_user: str | None = None,
+        data_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -128,10 +135,15 @@ class LocalSlack:
             app_token=app_token,
             ws_base=lambda: f"ws://{self.host}:{self.port}/",
         )
-        # The browser client (page, state, events); its hosts fill in command hints and users.
-        self.ui = LocalSlackUI(self)
+        # The browser client (page, state, events), told about the app by whoever hosts it.
+        self.ui = LocalSlackUI(
+            self, hints=list(commands), user_notes=user_notes, default_user=default_user
+        )
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Where channels are kept across restarts (None: in memory only, as tests want).
+        self.data_file = WorkspaceFile(data_file) if data_file is not None else None
+        self._keeper: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -157,6 +169,11 @@ class LocalSlack:
         return app
 
     async def start(self) -> None:
+        if self.data_file is not None:
+            restored = self.data_file.load_into(self.workspace)
+            if restored:
+                log.info("local slack: %d messages back from %s", restored, self.data_file.path)
+            self._keeper = asyncio.create_task(self._keep(self.bus.subscribe(KEPT_EVENTS)))
         runner = web.AppRunner(self._app(), handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._requested_port)
@@ -170,6 +187,10 @@ class LocalSlack:
             task.cancel()
         await self.hub.close()
         self.bus.close()
+        if self._keeper is not None:
+            # The bus is closed, so the keeper writes what is left and ends.
+            await self._keeper
+            self._keeper = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -180,6 +201,30 @@ class LocalSlack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    async def _keep(self, changes: Subscription) -> None:
+        """Write the data file after changes, coalescing bursts into one write."""
+        assert self.data_file is not None
+        ended = False
+        while not ended:
+            try:
+                await changes.get()
+            except StopAsyncIteration:
+                break
+            while True:
+                try:
+                    await changes.get(timeout=0.05)
+                except TimeoutError:
+                    break
+                except StopAsyncIteration:
+                    ended = True
+                    break
+            try:
+                self.data_file.save(self.workspace)
+            except OSError as exc:
+                log.warning("local slack: cannot write %s: %s", self.data_file.path, exc)
+        with contextlib.suppress(OSError):
+            self.data_file.save(self.workspace)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

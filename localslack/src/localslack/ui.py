@@ -12,19 +12,17 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .driver import WorkspaceDriver
 from .errors import AckTimeout, ElementNotFound, InputRejected, SlackApiError, ViewNotOpen
 from .events import Event
+from .hints import CommandHints
 from .model import ts_key
-
-if TYPE_CHECKING:
-    from .server import LocalSlack
 
 log = logging.getLogger(__name__)
 
@@ -51,88 +49,6 @@ _TEXT_LIKE = re.compile(r"^(text/|application/(json|xml|x-yaml|yaml|javascript|x
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
-@dataclass(frozen=True)
-class Suggestion:
-    """One completion the composer offers: what to insert and a line saying what it does."""
-
-    value: str
-    description: str = ""
-    kind: str = "arg"
-
-
-@dataclass
-class CommandHints:
-    """What the composer completes after `/command `: first words (verbs, scenarios) and the
-    options each first word takes."""
-
-    command: str
-    description: str = ""
-    first: list[Suggestion] = field(default_factory=list)
-    options: dict[str, list[Suggestion]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "command": self.command,
-            "description": self.description,
-            "first": [asdict(s) for s in self.first],
-            "options": {k: [asdict(s) for s in v] for k, v in self.options.items()},
-        }
-
-
-_HELP_LINE = re.compile(r"^  (?P<head>\S+)(?P<usage>.*?)(?:\s{2,}(?P<description>\S.*))?$")
-_OPTION = re.compile(r"--[a-z][a-z-]*")
-
-
-def provision_command_hints() -> CommandHints:
-    """Completions for `/provision`, from the bot's grammar (verbs, help) and the scenario table.
-
-    Imported lazily: LocalSlack itself knows nothing of provision, only this helper does.
-    """
-    from bot.grammar import HELP, VERBS
-    from workflows.scenarios import SCENARIOS
-
-    described: dict[str, str] = {}
-    options: dict[str, list[str]] = {}
-    head = ""
-    for line in HELP.splitlines():
-        if line.startswith(("Scenarios:", "Stacks:")):
-            break
-        match = _HELP_LINE.match(line)
-        if match and not line.startswith("   "):
-            head = match["head"]
-            usage = match["usage"] or ""
-            options[head] = _OPTION.findall(usage)
-            if match["description"]:
-                described[head] = match["description"].strip()
-        elif head and line.strip() and not line.strip().startswith("(in a terminal"):
-            # A usage that wraps continues on the next, more indented line.
-            more = line.strip()
-            options[head] += [o for o in _OPTION.findall(more) if o not in options[head]]
-            described.setdefault(head, more)
-    run_options = options.get("<stack>", options.get("<scenario>", []))
-    described.setdefault("run", described.get("<stack>", ""))
-    first = [
-        Suggestion(name, scenario.summary, "scenario")
-        for name, scenario in SCENARIOS.items()
-        if name not in VERBS
-    ]
-    first += [Suggestion(verb, described.get(verb, ""), "verb") for verb in VERBS]
-    per_word = {verb: options.get(verb, []) for verb in VERBS}
-    per_word["run"] = run_options
-    for name in SCENARIOS:
-        if name not in VERBS:
-            per_word[name] = run_options
-    return CommandHints(
-        command="/provision",
-        description="Plan, policy-check, approve and apply Terraform changes",
-        first=first,
-        options={
-            word: [Suggestion(option, "", "option") for option in opts]
-            for word, opts in per_word.items()
-        },
-    )
-
-
 class UiRequestError(Exception):
     def __init__(self, status: int, error: str, **extra: Any) -> None:
         super().__init__(error)
@@ -143,7 +59,7 @@ def _web_dir() -> Any:
     return resources.files(__package__).joinpath("web")
 
 
-def _user_json(slack: LocalSlack, user_id: str, notes: dict[str, str]) -> dict[str, Any]:
+def _user_json(slack: WorkspaceDriver, user_id: str, notes: dict[str, str]) -> dict[str, Any]:
     user = slack.workspace.users[user_id]
     return {
         "id": user.id,
@@ -155,16 +71,24 @@ def _user_json(slack: LocalSlack, user_id: str, notes: dict[str, str]) -> dict[s
 
 
 class LocalSlackUI:
-    """Routes of the browser client. `hints` and `user_notes` are filled in by whoever hosts
-    the workspace (`provision dev` sets the /provision completions and who may approve)."""
+    """Routes of the browser client. Whoever hosts the workspace describes its app: `hints`
+    (the slash commands' completions) and `user_notes` (a line under each person's name)."""
 
-    def __init__(self, slack: LocalSlack) -> None:
+    def __init__(
+        self,
+        slack: WorkspaceDriver,
+        *,
+        hints: list[CommandHints] | None = None,
+        user_notes: dict[str, str] | None = None,
+        default_user: str | None = None,
+        title: str = "localslack",
+    ) -> None:
         self.slack = slack
-        self.hints: list[CommandHints] = []
-        self.user_notes: dict[str, str] = {}
-        self.title = "localslack"
+        self.hints: list[CommandHints] = list(hints or [])
+        self.user_notes: dict[str, str] = dict(user_notes or {})
+        self.title = title
         # The user a new page acts as; the page's switcher changes it per tab.
-        self.default_user: str | None = None
+        self.default_user = default_user
 
     def register(
         self, app: web.Application, index: Callable[[web.Request], Awaitable[web.StreamResponse]]
