@@ -31,6 +31,9 @@ from workflows.models import ApplyResult
 log = logging.getLogger(__name__)
 
 APPLY_COMPLETE = "Apply complete!"
+# The plan must not be applied again: its apply changed the state. The workflow replans, and
+# knows that this run changed the infrastructure whatever the new plan says.
+PARTLY_APPLIED = "PartlyApplied"
 
 
 @dataclass
@@ -115,7 +118,7 @@ class ApplyOnce:
         error = TerraformError(
             "an interrupted apply of this plan changed the state and its outcome is unknown: "
             "replan to see what is left",
-            kind="StalePlan",
+            kind=PARTLY_APPLIED,
             retryable=False,
         )
         self._record_failure(job, record, None, error)
@@ -135,7 +138,7 @@ class ApplyOnce:
                 # A plan made on an empty state passes terraform's own staleness check.
                 error = TerraformError(
                     f"{error}\nThe failed apply changed the state: replan to see what is left",
-                    kind="StalePlan",
+                    kind=PARTLY_APPLIED,
                     retryable=False,
                 )
             self._record_failure(job, record, result.returncode, error)

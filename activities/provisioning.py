@@ -108,7 +108,8 @@ class ProvisioningActivities:
     ):
         self.runner = runner
         self.sources = sources
-        self.store = store or FileWorkspaceStore(runner.workspace_dir)
+        # Looked up per call: a runner may be given later (tests build activities without one).
+        self.store = store or FileWorkspaceStore(lambda ws: self.runner.workspace_dir(ws))
         self.apply_once = ApplyOnce(runner, self.store, timed=_timed)
         self.policy = policy_evaluator
         self.data_dir = data_dir
@@ -189,6 +190,7 @@ class ProvisioningActivities:
             async with heartbeating(_beat(detail)):
                 detail["text"] = "fetching the stack's source"
                 source = await self._source(target)
+                detail["text"] = "waiting for the workspace"
                 async with self.runner.locked(step.workspace, reap=True):
                     detail["text"] = "planning"
                     plan_path, document = await self._plan(step, target, source, env_values, scrub)

@@ -400,7 +400,7 @@ class RunService:
     ) -> RunStatus:
         """Wait for the run (following replans) to end; report each state change."""
         result_task = asyncio.ensure_future(handle.result(follow_runs=True))
-        last: RunState | None = None
+        last: tuple[RunState, int] | None = None
         while not result_task.done():
             try:
                 status = await self.client.get_workflow_handle(handle.id).query(
@@ -408,8 +408,9 @@ class RunService:
                 )
             except RPCError:
                 status = None
-            if status and status.state != last and on_status:
-                last = status.state
+            # A retried step stays in its state: each new attempt is reported too.
+            if status and (status.state, status.attempt) != last and on_status:
+                last = (status.state, status.attempt)
                 on_status(status)
             await asyncio.wait({result_task}, timeout=poll_seconds)
         try:
@@ -419,7 +420,7 @@ class RunService:
         final = await self.client.get_workflow_handle(handle.id).query(
             QUERY_STATE, result_type=RunStatus
         )
-        if on_status and final.state != last:
+        if on_status and (final.state, final.attempt) != last:
             on_status(final)
         return final
 

@@ -128,13 +128,15 @@ async def test_recoverable_failure_goes_on_once_the_switch_is_cleared(stack: Sta
     )
 
     async def plan_failing() -> bool:
+        # The run's own state says it is retrying, and how to clear the fault.
         status = await stack.run("status", workflow_id, "--json")
         if status.returncode != 0:
             return False
-        state = status.json()
-        # The workflow retries the plan itself: the run's state says which attempt and why.
-        return state["attempt"] >= 2 and "fault clear recoverable-failure" in (
-            state["last_error"] or ""
+        data = status.json()
+        return (
+            data["attempt"] >= 2
+            and "provision fault clear recoverable-failure" in (data["error"] or "")
+            and data["error"].startswith(f"retrying, attempt {data['attempt']}")
         )
 
     await wait_until(plan_failing, what="the plan retrying, visibly")
@@ -159,8 +161,11 @@ async def test_api_failure_succeeds_on_the_fifth_attempt(stack: Stack) -> None:
         for e in events
         if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
     ]
-    # The workflow makes the retries, one activity call per attempt: the 5th apply applied.
+    # The workflow makes the retries: five apply attempts, the 5th is the one that applied.
     assert scheduled.count("terraform_apply") == 5
+    status = run.json()
+    assert status["attempt"] == 5 and "simulated cloud API failure" in status["last_error"]
+    assert status["error"] is None
     assert await stack.namespace_exists("e2e-api-failure")
     assert (await stack.run("destroy", "e2e-api-failure", "--wait")).returncode == 0
 

@@ -33,6 +33,7 @@ def test_every_scenario_kind_is_recorded() -> None:
         "replan_first_run",
         "non_recoverable_failure",
         "happy_path_encrypted",
+        "api_failure_retried",
     } <= names
 
 

@@ -16,7 +16,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from tests.test_workflows import FakeTerraform, request, running, start
-from workflows.models import PlanInput, PlanResult, RunState, RunStatus
+from workflows.models import (
+    ApplyInput,
+    ApplyResult,
+    PlanInput,
+    PlanResult,
+    PlanSummary,
+    RunState,
+    RunStatus,
+)
 from workflows.steps import APPLY_RETRY, PLAN_RETRY
 
 CLEAR_HINT = "clear it with `provision fault clear recoverable-failure`"
@@ -89,11 +97,14 @@ async def test_plan_retries_show_attempt_and_error_then_clear(client: Client) ->
         assert retrying.last_error and CLEAR_HINT in retrying.last_error
         assert retrying.error and retrying.error.startswith(f"retrying, attempt {retrying.attempt}")
         assert CLEAR_HINT in retrying.error
+        # `provision status` and `--wait` print the reason.
+        assert retrying.reason == retrying.error
         fake.switch_on = False
         result = await handle.result()
         final = await state(handle)
     assert result.state == RunState.APPLIED
     assert final.error is None, "a recovered run shows no error"
+    assert "retrying" not in final.reason
     assert final.last_error and CLEAR_HINT in final.last_error
     assert fake.plan_attempts[:3] == [1, 2, 3]
     assert fake.plan_attempts == list(range(1, len(fake.plan_attempts) + 1))
@@ -110,3 +121,35 @@ async def test_retryable_errors_stop_at_the_approval_timeout(client: Client) -> 
     assert final.state == RunState.FAILED
     assert fake.plan_attempts == [1, 2, 3, 4]
     assert final.error and "planning failed" in final.error and CLEAR_HINT in final.error
+
+
+class InterruptedApply(FakeTerraform):
+    """The first apply changed the state and its outcome is unknown; the replan finds the change
+    complete (no changes)."""
+
+    def activities(self) -> list:
+        plan, policy, apply, *others = super().activities()
+
+        @activity.defn(name="terraform_plan")
+        async def replan_finds_nothing(step: PlanInput) -> PlanResult:
+            result = await plan(step)
+            if len(self.plans) > 1:
+                result.summary = PlanSummary()
+            return result
+
+        @activity.defn(name="terraform_apply")
+        async def interrupted(step: ApplyInput) -> ApplyResult:
+            self.applies.append(step)
+            raise ApplicationError("outcome unknown", type="PartlyApplied", non_retryable=True)
+
+        return [replan_finds_nothing, policy, interrupted, *others]
+
+
+async def test_a_run_whose_apply_changed_the_state_is_never_no_changes(client: Client) -> None:
+    fake = InterruptedApply()
+    async with running(client, fake) as tq:
+        handle = await start(client, tq, request(scenario="happy-path"))
+        result = await handle.result()
+    assert len(fake.plans) == 2 and len(fake.applies) == 1
+    assert result.state == RunState.APPLIED, result
+    assert "interrupted apply" in result.reason

@@ -34,6 +34,8 @@ from activities.terraform import (
     render_plan_text,
     summarize_plan,
 )
+from activities.terraform_process import WRAPPER_NAME, WorkspaceLock
+from activities.workspace_store import ApplyRecord
 from provision.settings import default_terraform_binary
 from provision.toolchain import Toolchain, prepare_toolchain
 from tests.conftest import run_process, temporal_cli_path, wait_until
@@ -584,3 +586,182 @@ async def test_init_is_skipped_until_the_configuration_changes(
     changed = await plan(acts, variables={"value": "two"}, **fields)
     assert runner.commands == ["init", "plan", "show"]
     assert changed.plan_document["output_changes"]["extra"]["after"] == "added"
+
+
+# 10. A plan is applied at most once, whatever a crash left behind -------------------------
+
+
+def apply_record_path(runner: RecordingRunner, workspace: str, plan_id: str) -> Path:
+    return runner.workspace_dir(workspace) / "applies" / f"{plan_id}.json"
+
+
+async def test_a_retry_of_an_applied_plan_returns_its_recorded_result(
+    acts: ProvisioningActivities, runner: RecordingRunner
+) -> None:
+    heartbeats: list[tuple] = []
+    made = await activity_env(heartbeats=heartbeats).run(
+        acts.plan,
+        PlanInput(plan_id="once", workspace="once", tf_directory="quick", variables={}),
+    )
+    assert heartbeats, "plan sent no heartbeat"
+    first = await apply(acts, made, "once")
+    assert not Path(made.plan_path).exists()
+    # The activity's completion was lost: the retry finds the record, not the plan file.
+    again = await apply(acts, made, "once", attempt=2)
+    assert again == first
+    assert runner.commands.count("apply") == 1
+    record = json.loads(apply_record_path(runner, "once", "once").read_text())
+    assert record["phase"] == "succeeded" and record["exit_code"] == 0
+
+
+async def _interrupted(
+    acts: ProvisioningActivities, runner: RecordingRunner, workspace: str, tmp_path: Path
+) -> PlanResult:
+    """A plan applied, then made to look as if the worker died before anything was recorded
+    and the exit-code wrapper died too: record `begun`, no exit file, plan file still there."""
+    made = await plan(acts, workspace=workspace, tf_directory="quick", variables={}, plan_id="cut")
+    saved = tmp_path / "cut.tfplan"
+    shutil.copy2(made.plan_path, saved)
+    await apply(acts, made, workspace)
+    record_path = apply_record_path(runner, workspace, "cut")
+    record = json.loads(record_path.read_text())
+    record.update(phase="begun", exit_code=None, outputs={}, settled_by=None)
+    record_path.write_text(json.dumps(record))
+    runner.apply_files(workspace, "cut").exit.unlink()
+    shutil.copy2(saved, made.plan_path)
+    return made
+
+
+async def test_an_interrupted_apply_is_settled_from_the_state(
+    acts: ProvisioningActivities, runner: RecordingRunner, tmp_path: Path
+) -> None:
+    made = await _interrupted(acts, runner, "cut", tmp_path)
+    settled = await apply(acts, made, "cut", attempt=2)
+    assert settled.outputs == {"value": "one"}
+    assert runner.commands.count("apply") == 1, "the plan was applied twice"
+    record = json.loads(apply_record_path(runner, "cut", "cut").read_text())
+    assert record["phase"] == "succeeded" and record["settled_by"] == "state"
+
+
+async def test_an_interrupted_apply_with_unknown_outcome_asks_for_a_replan(
+    acts: ProvisioningActivities, runner: RecordingRunner, tmp_path: Path
+) -> None:
+    made = await _interrupted(acts, runner, "unknown", tmp_path)
+    files = runner.apply_files("unknown", "cut")
+    files.log.write_text(files.log.read_text().replace("Apply complete!", "(cut off)"))
+    error = await app_error(apply(acts, made, "unknown", attempt=2), "PartlyApplied")
+    assert error.non_retryable and "replan" in error.message
+    assert runner.commands.count("apply") == 1
+
+
+async def test_an_apply_that_never_changed_the_state_runs_on_retry(
+    acts: ProvisioningActivities, runner: RecordingRunner
+) -> None:
+    made = await plan(acts, workspace="fresh", tf_directory="quick", variables={}, plan_id="fresh")
+    # The record says begun, but terraform never ran: the state is the one the plan was made on.
+    acts.store.save_apply(
+        "fresh", ApplyRecord(plan_id="fresh", plan_sha256=made.plan_sha256, phase="begun")
+    )
+    applied = await apply(acts, made, "fresh", attempt=2)
+    assert applied.outputs == {"value": "one"}
+    assert runner.commands.count("apply") == 1
+
+
+# 11. One terraform at a time per workspace -------------------------------------------------
+
+
+async def test_a_plan_waits_for_the_apply_holding_the_workspace(
+    acts: ProvisioningActivities, runner: RecordingRunner
+) -> None:
+    made = await plan(acts, workspace="busy", tf_directory="slow", variables={})
+    applying_env = ActivityEnvironment()
+    started = asyncio.Event()
+    applying_env.on_heartbeat = lambda *details: started.set()
+    step = ApplyInput(
+        workspace="busy", plan_path=made.plan_path, plan_sha256=made.plan_sha256, plan_id="p1"
+    )
+    applying = asyncio.create_task(applying_env.run(acts.apply, step))
+    waiting_beats: list[tuple] = []
+    planning = None
+    try:
+        await asyncio.wait_for(started.wait(), 30)
+        await wait_until(
+            lambda: _async_true("apply" in runner.commands), timeout=30, what="apply started"
+        )
+        commands_before = list(runner.commands)
+        planning = asyncio.create_task(
+            activity_env(heartbeats=waiting_beats).run(
+                acts.plan,
+                PlanInput(plan_id="p2", workspace="busy", tf_directory="slow", variables={}),
+            )
+        )
+        # The waiting plan heartbeats (so its worker is known alive) and starts no terraform.
+        await wait_until(
+            lambda: _async_true(len(waiting_beats) >= 2), timeout=30, what="two heartbeats"
+        )
+        assert runner.commands == commands_before and not planning.done()
+        assert ("waiting for the workspace",) in waiting_beats
+        applying_env.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(applying, 30)
+        replanned = await asyncio.wait_for(planning, 60)
+        assert replanned.plan_id == "p2"
+    finally:
+        for task in (applying, planning):
+            if task is not None and not task.done():
+                task.cancel()
+
+
+async def _async_true(value: bool) -> bool:
+    return value
+
+
+# 12. Orphans of a dead attempt: a plan is stopped, an apply is awaited ------------------------
+
+
+async def _orphan(runner: RecordingRunner, workspace: str, command: str, seconds: int):
+    """A process as a dead worker leaves it: in its own session under the wrapper's name, holding
+    the workspace lock through an inherited descriptor, its worker's descriptor gone."""
+    lock = WorkspaceLock(runner.workspace_dir(workspace))
+    runner.workspace_dir(workspace).mkdir(parents=True, exist_ok=True)
+    await lock.acquire(reap=False, grace_seconds=1)
+    orphan = await asyncio.create_subprocess_exec(
+        "/bin/sh",
+        "-c",
+        f"sleep {seconds}; true",
+        WRAPPER_NAME,
+        pass_fds=(lock.fd,),
+        start_new_session=True,
+    )
+    lock.note_running(orphan.pid, command)
+    lock.release()
+    return orphan
+
+
+async def test_a_plan_stops_an_orphaned_plan_and_awaits_an_orphaned_apply(
+    acts: ProvisioningActivities, runner: RecordingRunner
+) -> None:
+    orphan = await _orphan(runner, "orphans", "plan", 60)
+    try:
+        made = await asyncio.wait_for(
+            plan(acts, workspace="orphans", tf_directory="quick", variables={}), 60
+        )
+        assert made.summary.add == 1
+        assert await asyncio.wait_for(orphan.wait(), 10) == -signal.SIGINT
+    finally:
+        if orphan.returncode is None:
+            orphan.kill()
+
+    loop = asyncio.get_running_loop()
+    orphan = await _orphan(runner, "orphans", "apply", 3)
+    started = loop.time()
+    try:
+        await asyncio.wait_for(
+            plan(acts, workspace="orphans", tf_directory="quick", variables={}, plan_id="p2"), 60
+        )
+        # The plan ran only once the orphaned apply had finished on its own.
+        assert loop.time() - started >= 3
+        assert await asyncio.wait_for(orphan.wait(), 5) == 0
+    finally:
+        if orphan.returncode is None:
+            orphan.kill()

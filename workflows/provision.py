@@ -76,6 +76,8 @@ class _TerraformRun:
         self._attempt = 1
         self._last_error: str | None = None
         self._retrying = False
+        self._reason_before_retry = ""
+        self._partly_applied = False
         self._steps = TerraformSteps(request, self._set_state, self._pace, self._on_attempt)
 
     # Queries: the original demo's four, plus the whole structured state. ------------------
@@ -177,10 +179,14 @@ class _TerraformRun:
 
     def _on_attempt(self, attempt: Attempt) -> None:
         """A terraform step failed and is retried: the run's state and message say so."""
+        if not self._retrying:
+            self._reason_before_retry = self._reason
         self._attempt = attempt.number
         self._last_error = attempt.last_error
         self._retrying = True
         self._error = f"retrying, attempt {attempt.number}: {attempt.last_error}"
+        # `provision status` and `--wait` print the reason: while retrying, that is the retry.
+        self._reason = self._error
         self._notifier.changed()
 
     def _set_state(self, state: RunState) -> None:
@@ -189,6 +195,7 @@ class _TerraformRun:
             # The step that was retried has succeeded; the last error stays in `last_error`.
             self._retrying = False
             self._error = None
+            self._reason = self._reason_before_retry
         if state in (RunState.PLANNING, RunState.APPLYING, RunState.DESTROYING):
             self._attempt = 1
         pairs = [
@@ -336,9 +343,12 @@ class _TerraformRun:
             result = await self._steps.apply(checked.plan, applying)
         except ActivityError as exc:
             cause = exc.cause
-            if not (isinstance(cause, ApplicationError) and cause.type == "StalePlan"):
+            kind = cause.type if isinstance(cause, ApplicationError) else None
+            if kind not in ("StalePlan", "PartlyApplied"):
                 await self._fail("apply failed", exc)
                 raise
+            # An apply that changed the state makes this run one that applied, whatever follows.
+            self._partly_applied = self._partly_applied or kind == "PartlyApplied"
             raise _StalePlan(str(cause)) from None
         self._outputs = result.outputs
         return None
@@ -353,6 +363,9 @@ class _TerraformRun:
                 self._reason = f"blocked by hard-mandatory policy: {rules}"
                 return RunState.POLICY_FAILED
             if not checked.plan.summary.has_changes:
+                if self._partly_applied:
+                    self._reason = "applied: an interrupted apply finished the change"
+                    return RunState.DESTROYED if destroy else RunState.APPLIED
                 self._reason = "no changes: the infrastructure already matches the configuration"
                 return RunState.NO_CHANGES
             if self._replan_requested:

@@ -54,6 +54,13 @@ async def save(
     print(f"wrote {path.relative_to(HERE.parent.parent)} ({len(history.events)} events)")
 
 
+async def record_api_failure(client: Client, service: RunService, options) -> None:
+    """Four failed apply attempts retried by the workflow itself, then the applying one."""
+    handle = await service.start(build_request(options("api-failure")))
+    await handle.result()
+    await save(client, handle, "api_failure_retried")
+
+
 async def record(client: Client, address: str, data_dir: Path, suffix: str) -> None:
     settings = load_settings(data_dir=data_dir, temporal_address=address, task_queue=TASK_QUEUE)
     service = RunService(client, TASK_QUEUE)
@@ -113,6 +120,8 @@ async def record(client: Client, address: str, data_dir: Path, suffix: str) -> N
         handle = await service.start(build_request(options("ephemeral", ttl_seconds=2)))
         await handle.result()
         await save(client, handle, "ephemeral")
+
+        await record_api_failure(client, service, options)
 
         handle = await service.start(build_request(options("non-recoverable-failure")))
         try:
