@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
+import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,18 +80,44 @@ class ThrowawayPostgres:
                 f"{(done.stderr or done.stdout).strip()[-1500:]}"
             )
 
+    def _reachable_by_owner(self, path: Path) -> bool:
+        return (
+            subprocess.run(
+                self._as_owner(["test", "-x", str(path)]), stdin=subprocess.DEVNULL
+            ).returncode
+            == 0
+        )
+
+    def _place_for_owner(self) -> None:
+        """As root: the postgres user must reach the folder. When a parent is closed to it (a
+        root-only temporary folder), the cluster lives in /tmp and the folder links to it."""
+        if self.folder.is_symlink() or self._reachable_by_owner(self.folder.parent):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        else:
+            digest = hashlib.sha256(str(self.folder).encode()).hexdigest()[:12]
+            elsewhere = Path(tempfile.gettempdir()) / f"provision-postgres-{digest}"
+            elsewhere.mkdir(exist_ok=True)
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.symlink_to(elsewhere, target_is_directory=True)
+        target = self.folder.resolve()
+        shutil.chown(target, "postgres", "postgres")
+        os.chmod(target, 0o700)
+
     def start(self, timeout: float = 120.0) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            shutil.chown(self.folder, "postgres", "postgres")
-            os.chmod(self.folder, 0o700)
+            self._place_for_owner()
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        # Through a link the postgres user could not follow: the real place.
+        home = self.folder.resolve()
+        self.data, self.log_file = home / "data", home / "postgres.log"
         if not (self.data / "PG_VERSION").exists():
             self._run(
                 [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres",
                  "-A", "trust", "-E", "UTF8", "--no-sync"]
             )  # fmt: skip
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {home} "
             "-c fsync=off -c max_connections=200"
         )
         self._run(
@@ -128,36 +156,57 @@ class ThrowawayPostgres:
                 )  # fmt: skip
 
 
-async def _second_worker(settings: Settings, url: str, folder: Path, stop: asyncio.Event) -> None:
-    """Once the dev server answers, a second `provision worker` with its own data folder."""
-    from provision.dev import port_open, split_address
-
-    host, port = split_address(settings.temporal_address)
-    while not port_open(host, port):
-        if stop.is_set():
-            return
-        await asyncio.sleep(0.5)
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PROVISION_DATABASE_URL": url, "PROVISION_DATA_DIR": str(folder)}
+def _worker_env(settings: Settings, folder: Path) -> dict[str, str]:
+    """The environment of another `provision worker` on the same stack as this process."""
+    env = {**os.environ, "PROVISION_DATA_DIR": str(folder)}
+    env["TEMPORAL_ADDRESS"] = settings.temporal_address
+    env["TEMPORAL_NAMESPACE"] = settings.temporal_namespace
+    env["TEMPORAL_TASK_QUEUE"] = settings.task_queue
     # The first worker serves the metrics port; two processes cannot share it.
     env["PROVISION_WORKER_METRICS_ADDRESS"] = "off"
+    secrets = {
+        "PROVISION_DATABASE_URL": settings.database_url,
+        # Notifications run on any worker: the second one posts to the same (local) Slack.
+        "SLACK_BOT_TOKEN": settings.slack_bot_token,
+    }
+    env.update({name: value.get_secret_value() for name, value in secrets.items() if value})
+    env["SLACK_API_URL"] = settings.slack_api_url
     if settings.codec_key_file:
         env["PROVISION_CODEC_KEY_FILE"] = str(settings.codec_key_file.resolve())
-    log = (folder / "worker.log").open("ab")
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "provision"), "worker", env=env, stdout=log, stderr=log
-    )
-    log.close()
-    print(f"Worker 2:      pid {process.pid}, data {folder} (log {folder / 'worker.log'})")
-    try:
-        await stop.wait()
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 20)
+    return env
+
+
+class SecondWorker:
+    """A second `provision worker` with its own data folder, started once the stack is up."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, settings: Settings) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log_file = self.folder / "worker.log"
+        with log_file.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "provision"),
+                "worker",
+                env=_worker_env(settings, self.folder),
+                stdout=log,
+                stderr=log,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        print(f"Worker 2:      pid {self.process.pid}, data {self.folder} (log {log_file})")
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 20)
         if process.returncode is None:
             process.kill()
+            await process.wait()
 
 
 async def run_shared_dev(settings: Settings) -> int:
@@ -171,16 +220,10 @@ async def run_shared_dev(settings: Settings) -> int:
     postgres = ThrowawayPostgres(data_dir / "postgres")
     url = postgres.start()
     print(f"PostgreSQL:    {url} (cluster {postgres.data}, log {postgres.log_file})")
-    settings = settings.model_copy(update={"database_url": _secret(url)})
-    stop = asyncio.Event()
-    second = asyncio.create_task(_second_worker(settings, url, data_dir / "worker-2", stop))
+    settings = settings.model_copy(update={"database_url": SecretStr(url)})
+    second = SecondWorker(data_dir / "worker-2")
     try:
-        return await run_dev(settings)
+        return await run_dev(settings, on_ready=second.start)
     finally:
-        stop.set()
-        await second
+        await second.stop()
         postgres.stop()
-
-
-def _secret(value: str) -> SecretStr:
-    return SecretStr(value)

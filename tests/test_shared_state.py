@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -34,8 +35,9 @@ from codec.converter import build_data_converter
 from codec.keys import KeyRing
 from provision.settings import ConfigurationError
 from provision.shared_dev import ThrowawayPostgres, postgres_bin_dir
-from tests.conftest import Stack, wait_until
+from tests.conftest import VENV_BIN, Stack, free_port, wait_until
 from tests.test_crash import registered_namespaces
+from tests.test_dev_stack import read_until
 from workflows.models import ProvisionResult, RunState, RunStatus
 
 RUNS = 20
@@ -202,6 +204,42 @@ async def awaiting(
     return await wait_until(ready, timeout=240, interval=0.5, what=f"{workflow_id} awaiting")
 
 
+class Sampler:
+    """Peak database connections and terraform memory while the workers run (for sizing)."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.connections, self.terraform_rss, self.terraforms = url, 0, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.5):
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                ).fetchone()
+                self.connections = max(self.connections, count - 1)
+                rss = []
+                for status in Path("/proc").glob("[0-9]*/status"):
+                    try:
+                        text = status.read_text()
+                    except OSError:
+                        continue
+                    if text.startswith("Name:\tterraform"):
+                        rss += [int(line.split()[1]) for line in text.splitlines()
+                                if line.startswith("VmRSS:")]  # fmt: skip
+                self.terraforms = max(self.terraforms, len(rss))
+                self.terraform_rss = max(self.terraform_rss, max(rss, default=0))
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 async def bounded(limit: int, jobs):
     gate = asyncio.Semaphore(limit)
 
@@ -218,11 +256,15 @@ async def test_three_workers_share_state_plans_and_records(
     postgres: ThrowawayPostgres, temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     url = fresh_database(postgres)
+    # The cluster trusts loopback, so this password is never checked: it is there to be looked
+    # for in everything terraform and the workers write.
+    password = f"pw-{uuid.uuid4().hex}"
+    shared_url = url.replace("postgres@", f"postgres:{password}@")
     ring = KeyRing.generate("shared1")
     address = temporal_env.client.service_client.config.target_host
     queue = f"tq-{uuid.uuid4()}"
     env = {
-        "PROVISION_DATABASE_URL": url,
+        "PROVISION_DATABASE_URL": shared_url,
         "PROVISION_CODEC_KEYS": ring.to_spec(),
         "ENCRYPT_PAYLOADS": "true",
         "PROVISION_WORKER_METRICS_ADDRESS": "off",
@@ -242,6 +284,7 @@ async def test_three_workers_share_state_plans_and_records(
         victim.start_worker({"PROVISION_FAULT_POINTS": "apply-running"}),
         *(stack.start_worker() for stack in survivors),
     )
+    sampler = Sampler(url).start()
     try:
         prefix = f"sh{uuid.uuid4().hex[:5]}"
         workspaces = [f"{prefix}{n:02d}-{SCENARIO}" for n in range(RUNS)]
@@ -321,9 +364,23 @@ async def test_three_workers_share_state_plans_and_records(
             succeeded = [r for r in applies_of(url, workspace) if r["phase"] == "succeeded"]
             assert len(succeeded) == 1, applies_of(url, workspace)
             logs = apply_logs(stacks, workspace)
-            assert logs.count("null_resource.namespace: Creating...") <= 1, logs
+            assert logs.count("null_resource.namespace: Creating...") == 1, logs
             assert f"namespace {workspace} already exists" not in logs
         assert not plan_rows(url), "applied plans are removed from the database"
+        if killed_mid_apply:
+            # The victim's applies (it runs several at once) finished elsewhere, settled
+            # without applying their plans again (one "Creating..." each, above).
+            orphaned = [
+                ws
+                for ws in workspaces
+                if (victim.data_dir / "workspaces" / ws / "applies").exists()
+            ]
+            records = [record for ws in orphaned for record in applies_of(url, ws)]
+            settled = sorted(f"{r['settled_by']} (attempt {r['attempt']})" for r in records)
+            print(f"the killed worker's {len(orphaned)} applies settled by: {', '.join(settled)}")
+            assert all(r["phase"] == "succeeded" for r in records), records
+            # Settled from the state by another worker, or applied there when it never moved.
+            assert all(r["settled_by"] == "state" or r["attempt"] >= 2 for r in records), records
 
         # Every workspace destroyed by whichever worker picks it up (worker 1 is back, clean).
         await victim.start_worker()
@@ -357,8 +414,80 @@ async def test_three_workers_share_state_plans_and_records(
                 )
             }
         assert schemas == {PgStateBackend.schema_for(w) for w in workspaces}
-        assert os.environ.get("PGPASSWORD") is None
+        # The database password is in no file terraform or a worker wrote, nor in any history.
+        for stack in stacks:
+            for path in stack.data_dir.rglob("*"):
+                if path.is_file() and path.stat().st_size < 50_000_000:
+                    assert password.encode() not in path.read_bytes(), path
+        for workflow_id in ids:
+            async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+                assert password not in str(event)
+        sampler.stop()
+        print(
+            f"peak: {sampler.connections} database connections, {sampler.terraforms} terraform "
+            f"processes, {sampler.terraform_rss / 1024:.0f} MiB RSS for one terraform"
+        )
     finally:
+        sampler.stop()
         for stack in stacks:
             if stack.worker and stack.worker.returncode is None:
                 await stack.stop_worker()
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+async def test_dev_shared_runs_two_workers_on_a_throwaway_postgres(
+    temporal_address: str, tmp_path: Path
+) -> None:
+    if postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed (`make postgres`)")
+    data_dir = tmp_path / "data"
+    queue = f"tq-{uuid.uuid4()}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PROVISION_"))},
+        "TEMPORAL_ADDRESS": temporal_address,
+        "TEMPORAL_TASK_QUEUE": queue,
+        "PROVISION_CODEC_PORT": str(free_port()),
+        "PROVISION_LOCAL_SLACK_PORT": str(free_port()),
+        "PROVISION_BOT_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
+        "PROVISION_WORKER_METRICS_ADDRESS": "off",
+        "PROVISION_DATA_DIR": str(data_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    dev = await asyncio.create_subprocess_exec(
+        str(VENV_BIN / "provision"),
+        "dev",
+        "--shared",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        banner = await read_until(dev, "Ready.", timeout=180)
+        (url,) = re.findall(r"PostgreSQL:\s+(postgresql://\S+)", banner)
+        assert "Worker 2:" in banner
+        second = Stack(temporal_address, data_dir / "worker-2", queue)
+        await second.wait_for_log("polling task queue", timeout=120)
+        stack = Stack(temporal_address, data_dir, queue)
+        prefix = f"ds{uuid.uuid4().hex[:5]}"
+        workspace = f"{prefix}-happy-path"
+        run = await stack.run("run", "happy-path", "--prefix", prefix, "--wait", "--json")
+        assert run.returncode == 0 and run.json()["status"] == "applied", run
+        assert await stack.namespace_exists(workspace)
+        with psycopg.connect(url) as conn:
+            (state,) = conn.execute(
+                f"SELECT data FROM {PgStateBackend.schema_for(workspace)}.states"
+            ).fetchone()
+        assert workspace in state
+        gone = await stack.run("destroy", workspace, "--wait", "--json")
+        assert gone.returncode == 0 and gone.json()["status"] == "destroyed", gone
+        assert not await stack.namespace_exists(workspace)
+    finally:
+        if dev.returncode is None:
+            dev.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(dev.wait(), 90)
+    assert code == 0
+    # The cluster and the second worker stopped with `provision dev`.
+    assert not (data_dir / "postgres" / "data" / "postmaster.pid").exists()
+    log = (data_dir / "worker-2" / "worker.log").read_text()
+    assert "stopping worker" in log, log[-2000:]
