@@ -95,7 +95,12 @@ VERB_HELP: dict[str, tuple[str, str, str]] = {
 }
 
 SERVER_VERB_HELP: dict[str, tuple[str, str, str]] = {
-    "dev": ("dev", "the whole local stack: Temporal dev server, worker, codec server, bot", ""),
+    "dev": (
+        "dev [--shared]",
+        "the whole local stack: Temporal dev server, worker, codec server, bot",
+        "--shared adds a throwaway PostgreSQL under the data folder and runs two workers on it\n"
+        "(PROVISION_DATABASE_URL; see the README's Running more than one worker).",
+    ),
     "worker": (
         "worker",
         "a worker alone, against TEMPORAL_ADDRESS",
