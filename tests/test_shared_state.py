@@ -491,3 +491,33 @@ async def test_dev_shared_runs_two_workers_on_a_throwaway_postgres(
     assert not (data_dir / "postgres" / "data" / "postmaster.pid").exists()
     log = (data_dir / "worker-2" / "worker.log").read_text()
     assert "stopping worker" in log, log[-2000:]
+
+
+def test_the_runner_adds_the_pg_backend_only_where_a_stack_brings_none(tmp_path: Path) -> None:
+    from activities.terraform import BACKEND_OVERRIDE, TerraformRunner
+    from provision.settings import default_terraform_root
+
+    backend = PgStateBackend.from_url("postgresql://deploy:s3cret@127.0.0.1:5432/infra")
+    runner = TerraformRunner(
+        binary="terraform",
+        terraform_root=default_terraform_root(),
+        workspaces_dir=tmp_path / "workspaces",
+        state_backend=backend,
+        base_env={"PATH": "/usr/bin"},
+    )
+    work = runner.prepare("team-a", "local_namespace", {"prefix": "t"}, "happy-path")
+    assert 'backend "pg"' in (work / BACKEND_OVERRIDE).read_text()
+    config = runner.backend_config_file(work)
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert "s3cret" not in config.read_text() and "deploy" not in config.read_text()
+    assert PgStateBackend.schema_for("team-a") in config.read_text()
+    assert runner.env({})["PGPASSWORD"] == "s3cret"
+
+    own = tmp_path / "own-backend"
+    own.mkdir()
+    (own / "main.tf").write_text(
+        'terraform {\n  backend "local" {\n    path = "x.tfstate"\n  }\n}\n'
+    )
+    work = runner.prepare("team-b", "own", {}, "", source=own, stack="own")
+    assert not (work / BACKEND_OVERRIDE).exists()
+    assert not runner.backend_config_file(work).exists()
