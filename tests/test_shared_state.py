@@ -491,6 +491,10 @@ async def test_dev_shared_runs_two_workers_on_a_throwaway_postgres(
     assert not (data_dir / "postgres" / "data" / "postmaster.pid").exists()
     log = (data_dir / "worker-2" / "worker.log").read_text()
     assert "stopping worker" in log, log[-2000:]
+    cluster = (data_dir / "postgres").resolve()
+    if not cluster.is_relative_to(tmp_path):
+        # As root under a root-only folder the cluster lived in /tmp behind a link.
+        shutil.rmtree(cluster, ignore_errors=True)
 
 
 def test_the_runner_adds_the_pg_backend_only_where_a_stack_brings_none(tmp_path: Path) -> None:
