@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit lint bench record-histories clean venv browser promtool
+.PHONY: demo test unit lint bench record-histories clean venv browser promtool postgres
 
 # The local Slack workspace (localslack/) is a package of its own, outside the product wheel and
 # image; `provision dev` and the tests use it, so the venv gets both, in one resolve.
@@ -48,9 +48,24 @@ promtool: $(STAMP)
 	  || echo "make: could not fetch promtool; tests/test_metrics.py will say what is missing" >&2; \
 	  rm -rf $$tmp; }
 
+# PostgreSQL's initdb and pg_ctl for the shared-state tests (tests/test_shared_state.py) and
+# `provision dev --shared`, which start throwaway clusters of their own. As root they are installed
+# from Debian's postgresql package when missing (Debian keeps them in /usr/lib/postgresql/<ver>/bin,
+# which the project searches); elsewhere those tests skip and say how to get them. Debian's
+# package also creates a default cluster and, on hosts with systemd, starts it on :5432; nothing
+# here uses that one.
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || { \
+	  echo "make: installing Debian's postgresql (initdb, pg_ctl) for the shared-state tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -q --no-install-recommends postgresql; } \
+	  || echo "make: could not install postgresql; tests/test_shared_state.py will skip" >&2; }
+
 # lint-imports checks the arrows between the rooms (../shared/DESIGN.md), stated as contracts in
 # pyproject.toml's [tool.importlinter].
-test: $(STAMP) browser promtool
+test: $(STAMP) browser promtool postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

@@ -46,6 +46,8 @@ class ApplyJob:
     env: Mapping[str, str]
     scrub: Scrubber
     on_line: Callable[[str], None] | None = None
+    # A destroy plan (settling an interrupted apply compares with a fresh plan of the same kind).
+    destroy: bool = False
 
 
 def _result(record: ApplyRecord) -> ApplyResult:
@@ -109,6 +111,8 @@ class ApplyOnce:
         if code is not None:
             log.warning("plan %s: attempt %s's apply exited %s", job.plan_id, record.attempt, code)
             return await self._finish(job, record, CommandResult(["apply"], code, output), "exit")
+        if self.runner.state_backend is not None and not files.log.exists():
+            return await self._settle_from_elsewhere(job, record)
         if not await self._state_moved(job):
             log.warning("plan %s: the interrupted apply changed nothing; applying", job.plan_id)
             return None
@@ -119,6 +123,30 @@ class ApplyOnce:
             "an interrupted apply of this plan changed the state and its outcome is unknown: "
             "replan to see what is left",
             kind=PARTLY_APPLIED,
+            retryable=False,
+        )
+        self._record_failure(job, record, None, error)
+        raise error
+
+    async def _settle_from_elsewhere(
+        self, job: ApplyJob, record: ApplyRecord
+    ) -> ApplyResult | None:
+        """The interrupted attempt ran on another worker: its log and exit code are there, its
+        terraform may even still run. A fresh plan waits for that terraform's state lock; then
+        an unmoved state means apply, and a moved one with nothing left to do means it applied."""
+        work = self.runner.workspace_dir(job.workspace)
+        pending = await self.runner.pending_changes(work, job.env, destroy=job.destroy)
+        if not await self._state_moved(job):
+            log.warning("plan %s: the apply begun elsewhere changed nothing; applying", job.plan_id)
+            return None
+        if not pending:
+            log.warning("plan %s: the apply begun elsewhere completed (state moved)", job.plan_id)
+            done = CommandResult(["apply"], 0, f"{APPLY_COMPLETE} (settled from the state)")
+            return await self._finish(job, record, done, "state")
+        error = TerraformError(
+            "an apply of this plan interrupted on another worker changed the state and left "
+            "changes undone: replan to see what is left",
+            kind="StalePlan",
             retryable=False,
         )
         self._record_failure(job, record, None, error)

@@ -17,10 +17,12 @@ from temporalio.exceptions import ApplicationError
 from activities.apply_once import ApplyJob, ApplyOnce
 from activities.plan_document import Scrubber, redact_plan_document
 from activities.plan_rendering import render_plan_text, summarize_plan
+from activities.shared_store import PgPlanStore, PlanRefused
 from activities.sources import ResolvedSource, SourceResolver
 from activities.terraform import TerraformError, TerraformRunner, sha256_file
 from activities.terraform_process import heartbeating
 from activities.workspace_store import FileWorkspaceStore, WorkspaceStore
+from activities.workspaces import FileWorkspaceRecords, WorkspaceRecords
 from stacks.registry import BUILTIN_STACKS
 from workflows import metrics
 from workflows.models import (
@@ -105,11 +107,19 @@ class ProvisioningActivities:
         extra_passthrough: Sequence[str] = (),
         store: WorkspaceStore | None = None,
         sources: SourceResolver | None = None,
+        records: WorkspaceRecords | None = None,
+        plans: PgPlanStore | None = None,
     ):
         self.runner = runner
         self.sources = sources
         # Looked up per call: a runner may be given later (tests build activities without one).
         self.store = store or FileWorkspaceStore(lambda ws: self.runner.workspace_dir(ws))
+        # Ownership records, claimed before every plan (activities/workspaces.py).
+        self.workspace_records = records or (
+            FileWorkspaceRecords(runner.workspaces_dir) if runner is not None else None
+        )
+        # Shared saved plans: set when workers share a database; None keeps them on this worker.
+        self.plans = plans
         self.apply_once = ApplyOnce(runner, self.store, timed=_timed)
         self.policy = policy_evaluator
         self.data_dir = data_dir
@@ -233,6 +243,10 @@ class ProvisioningActivities:
         self.runner.discard_plans(step.workspace)
         with _timed("plan"):
             document = await self.runner.plan(work, plan_path, env, scrub, destroy=step.destroy)
+        if self.plans is not None:
+            self.plans.save(
+                step.workspace, step.plan_id, plan_path.read_bytes(), destroy=step.destroy
+            )
         return plan_path, document
 
     @activity.defn(name=EVALUATE_POLICY_ACTIVITY)
@@ -266,6 +280,54 @@ class ProvisioningActivities:
             )
         return plan_path
 
+    def _applied_target(self, step: ApplyInput) -> _Target:
+        """What the plan was made from, as the planning worker recorded it (its revision too)."""
+        record = self.runner.read_record(step.workspace)
+        if record is None:
+            return self._resolve(step)
+        return _Target(
+            record["tf_directory"],
+            dict(record["variables"]),
+            step.scenario,
+            record.get("stack") or step.stack,
+            record.get("source_revision"),
+        )
+
+    async def _fetch_shared_plan(
+        self, step: ApplyInput, job: ApplyJob, target: _Target, source: ResolvedSource | None
+    ) -> None:
+        """Lay out the workspace on this worker and fetch the approved plan into it."""
+        assert self.plans is not None
+        if "/" in job.plan_id or job.plan_id.startswith("."):
+            raise ApplicationError(
+                f"plan id {job.plan_id!r} is not a file name", type="StalePlan", non_retryable=True
+            )
+        work = self.runner.prepare(
+            step.workspace,
+            target.tf_directory,
+            target.variables,
+            target.scenario,
+            source=source.folder if source else None,
+            stack=target.stack,
+            revision=source.revision if source else target.revision,
+        )
+        with _timed("init"):
+            await self.runner.init(work, job.env, job.scrub)
+        try:
+            stored = self.plans.fetch(step.workspace, job.plan_id, step.plan_sha256)
+        except PlanRefused as exc:
+            raise ApplicationError(str(exc), type="StalePlan", non_retryable=True) from None
+        plans = self.runner.plans_dir(step.workspace)
+        plans.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = plans / f"{job.plan_id}.tfplan"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(stored.data)
+        tmp.replace(path)
+        job.plan_path = path
+        job.destroy = stored.destroy
+
     def _apply_job(self, step: ApplyInput, detail: dict[str, str]) -> ApplyJob:
         env_values, scrub, _ = self._passthrough(step.env_passthrough)
 
@@ -291,7 +353,8 @@ class ProvisioningActivities:
         done = self.apply_once.recorded_success(job)
         if done is not None:
             return done
-        self._check_plan_file(step)
+        if self.plans is None:
+            self._check_plan_file(step)
         attempt = job.attempt
         if not self.apply_once.has_record(job) and attempt <= step.faults.apply_failures:
             raise ApplicationError(
@@ -301,8 +364,17 @@ class ProvisioningActivities:
             )
         try:
             async with heartbeating(_beat(detail)):
+                if self.plans is None:
+                    async with self.runner.locked(step.workspace, reap=True):
+                        return await self.apply_once.apply(job)
+                target = self._applied_target(step)
+                source = await self._source(target)
                 async with self.runner.locked(step.workspace, reap=True):
-                    return await self.apply_once.apply(job)
+                    detail["text"] = "fetching the saved plan"
+                    await self._fetch_shared_plan(step, job, target, source)
+                    result = await self.apply_once.apply(job)
+                self.plans.discard(step.workspace, job.plan_id)
+                return result
         except TerraformError as exc:
             raise _app_error(exc) from None
         except asyncio.CancelledError:

@@ -17,10 +17,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from activities.fault_points import FaultPoints
 from activities.plan_document import REDACTED, Scrubber, redact_plan_document
 from activities.plan_rendering import render_plan_text, summarize_plan
+from activities.shared_store import PgStateBackend, declares_backend
 from activities.terraform_process import (
     CommandFiles,
     CommandResult,
@@ -63,6 +65,20 @@ _CONFIG_ERROR_MARKERS = (
     "Error: Invalid",
 )
 _STALE_MARKER = "Saved plan is stale"
+# Written into a workspace whose configuration declares no backend, when state is shared.
+BACKEND_OVERRIDE = "provision_backend_override.tf"
+_BACKEND_OVERRIDE_TEXT = (
+    "# Written by provision: this workspace's state lives in the shared database.\n"
+    'terraform {\n  backend "pg" {}\n}\n'
+)
+
+
+class TargetRecords(Protocol):
+    """Where a workspace's configuration record (folder, variables, stack, revision) lives."""
+
+    def read_target(self, workspace: str) -> dict | None: ...
+
+    def write_target(self, workspace: str, target: dict) -> None: ...
 
 
 class TerraformError(Exception):
@@ -124,8 +140,14 @@ class TerraformRunner:
         base_env: Mapping[str, str] | None = None,
         kill_grace_seconds: float = 10.0,
         fault_points: FaultPoints | None = None,
+        state_backend: PgStateBackend | None = None,
+        target_records: TargetRecords | None = None,
     ):
         self.binary = binary
+        # Shared state (PROVISION_DATABASE_URL): terraform state in the pg backend and the
+        # configuration records in the database; None keeps both in the workspace folder.
+        self.state_backend = state_backend
+        self.target_records = target_records
         self.terraform_root = terraform_root.resolve()
         self.workspaces_dir = workspaces_dir.resolve()
         self.cli_config_file = cli_config_file
@@ -164,6 +186,8 @@ class TerraformRunner:
         return self.workspace_dir(workspace) / "workspace.json"
 
     def read_record(self, workspace: str) -> dict | None:
+        if self.target_records is not None:
+            return self.target_records.read_target(workspace)
         path = self.record_path(workspace)
         if not path.exists():
             return None
@@ -211,6 +235,7 @@ class TerraformRunner:
         work = self.workspace_dir(workspace)
         work.mkdir(parents=True, exist_ok=True, mode=0o700)
         _sync_config(folder, work, subfolders=source is not None)
+        self._configure_backend(workspace, work)
         (work / "terraform.tfvars.json").write_text(json.dumps(dict(variables), sort_keys=True))
         record = {
             "workspace": workspace,
@@ -221,7 +246,34 @@ class TerraformRunner:
             "source_revision": revision,
         }
         self.record_path(workspace).write_text(json.dumps(record, sort_keys=True, indent=2))
+        if self.target_records is not None:
+            self.target_records.write_target(workspace, record)
         return work
+
+    def backend_config_file(self, work: Path) -> Path:
+        return work / ".provision" / "backend.hcl"
+
+    def _configure_backend(self, workspace: str, work: Path) -> None:
+        """With shared state, a configuration without a backend of its own gets the pg one."""
+        config_file = self.backend_config_file(work)
+        override = work / BACKEND_OVERRIDE
+        if self.state_backend is None:
+            config_file.unlink(missing_ok=True)
+            return
+        texts = {
+            p.name: p.read_text(errors="replace")
+            for p in work.iterdir()
+            if p.is_file() and p.name.endswith((".tf", ".tf.json")) and p.name != BACKEND_OVERRIDE
+        }
+        if declares_backend(texts):
+            override.unlink(missing_ok=True)
+            config_file.unlink(missing_ok=True)
+            return
+        override.write_text(_BACKEND_OVERRIDE_TEXT)
+        config_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(self.state_backend.backend_config(workspace))
 
     def _init_stamp(self, work: Path) -> str:
         digest = hashlib.sha256()
@@ -229,6 +281,9 @@ class TerraformRunner:
             if path.is_file() and path.name.endswith(CONFIG_SUFFIXES):
                 digest.update(path.name.encode())
                 digest.update(path.read_bytes())
+        backend_config = self.backend_config_file(work)
+        if backend_config.exists():
+            digest.update(backend_config.read_bytes())
         digest.update(self.binary.encode())
         return digest.hexdigest()
 
@@ -245,6 +300,8 @@ class TerraformRunner:
             env["TF_CLI_CONFIG_FILE"] = str(self.cli_config_file)
         if self.path_prefix:
             env["PATH"] = os.pathsep.join([*self.path_prefix, env.get("PATH", "")])
+        if self.state_backend is not None:
+            env.update(self.state_backend.env)
         return env
 
     async def run(
@@ -291,7 +348,11 @@ class TerraformRunner:
         stamp = self._init_stamp(work)
         if stamp_file.exists() and stamp_file.read_text() == stamp:
             return False
-        result = await self.run(["init", "-input=false", "-no-color"], cwd=work, env=env)
+        args = ["init", "-input=false", "-no-color"]
+        backend_config = self.backend_config_file(work)
+        if backend_config.exists():
+            args.append(f"-backend-config={backend_config}")
+        result = await self.run(args, cwd=work, env=env)
         self._raise_for("init", result, scrub)
         stamp_file.write_text(stamp)
         return True
@@ -356,6 +417,19 @@ class TerraformRunner:
             raise TerraformError(f"terraform state pull failed: {_first_error(result.output)}")
         text = result.output.strip()
         return StateIdentity.of(json.loads(text)) if text.startswith("{") else None
+
+    async def pending_changes(
+        self, work: Path, env: Mapping[str, str], *, destroy: bool = False
+    ) -> bool:
+        """Whether a fresh plan would change anything. It takes the state lock, so it waits for
+        a terraform still running on this workspace (one a dead worker on another host left)."""
+        args = ["plan", "-input=false", "-no-color", LOCK_TIMEOUT, "-detailed-exitcode"]
+        if destroy:
+            args.append("-destroy")
+        result = await self.run(args, cwd=work, env=env)
+        if result.returncode in (0, 2):
+            return result.returncode == 2
+        raise TerraformError(f"terraform plan failed: {_first_error(result.output)}")
 
     async def outputs(self, work: Path, env: Mapping[str, str], scrub: Scrubber) -> dict:
         result = await self.run(["output", "-json", "-no-color"], cwd=work, env=env)

@@ -103,7 +103,12 @@ VERB_HELP: dict[str, tuple[str, str, str]] = {
 }
 
 SERVER_VERB_HELP: dict[str, tuple[str, str, str]] = {
-    "dev": ("dev", "the whole local stack: Temporal dev server, worker, codec server, bot", ""),
+    "dev": (
+        "dev [--shared]",
+        "the whole local stack: Temporal dev server, worker, codec server, bot",
+        "--shared adds a throwaway PostgreSQL under the data folder and runs two workers on it\n"
+        "(PROVISION_DATABASE_URL; see the README's Running more than one worker).",
+    ),
     "worker": (
         "worker",
         "a worker alone, against TEMPORAL_ADDRESS",
@@ -536,6 +541,12 @@ def _server_main(argv: Sequence[str]) -> int:
             default=[],
             help="a Temporal UI origin allowed by CORS (repeatable)",
         )
+    if argv[0] == "dev":
+        parser.add_argument(
+            "--shared",
+            action="store_true",
+            help="a throwaway PostgreSQL under the data folder and two workers sharing it",
+        )
     if argv[0] == "fault":
         parser.add_argument("action", choices=["clear", "set", "status"])
         parser.add_argument("switch", choices=["recoverable-failure"])
@@ -549,6 +560,10 @@ def _server_main(argv: Sequence[str]) -> int:
         from provision.bot_main import run_bot_main
 
         return asyncio.run(run_bot_main(settings))
+    if argv[0] == "dev" and args.shared:
+        from provision.shared_dev import run_shared_dev
+
+        return asyncio.run(run_shared_dev(settings))
     if argv[0] == "dev":
         from provision.dev import run_dev
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,8 +83,12 @@ def ready_banner(settings: Settings, codec_endpoint: str | None) -> list[str]:
     ]
 
 
-async def run_dev(settings: Settings) -> int:
-    """Start what is missing of the local stack, print where it is, stop it all on a signal."""
+async def run_dev(
+    settings: Settings, on_ready: Callable[[Settings], Awaitable[None]] | None = None
+) -> int:
+    """Start what is missing of the local stack, print where it is, stop it all on a signal.
+
+    `on_ready` gets the final settings (local Slack's included) once Temporal answers."""
     from codec.server import run_codec_server
     from provision.bot_main import start_bot
     from provision.dev_workspace import DATA_FILE_NAME, slack_banner, start_local_slack
@@ -131,6 +136,8 @@ async def run_dev(settings: Settings) -> int:
         if added:
             print(f"Temporal: registered search attributes {', '.join(added)}")
         worker = build_worker(client, settings)
+        if on_ready is not None:
+            await on_ready(settings)
         bot = await start_bot(settings, client)
         codec_runner = await run_codec_server(codec_app, "127.0.0.1", settings.codec_port)
         local_stack.announce(

@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     passthrough_env: CsvList = Field(
         default_factory=list, validation_alias=_env("PROVISION_PASSTHROUGH_ENV")
     )
+    # Shared state of several workers (README: Running more than one worker).
+    database_url: SecretStr | None = Field(None, validation_alias=_env("PROVISION_DATABASE_URL"))
     codec_keys: SecretStr | None = Field(None, validation_alias=_env("PROVISION_CODEC_KEYS"))
     codec_key_file: Path | None = Field(None, validation_alias=_env("PROVISION_CODEC_KEY_FILE"))
     compress_payloads: bool = Field(False, validation_alias=_env("PROVISION_COMPRESS_PAYLOADS"))

@@ -16,9 +16,10 @@ from activities.policy import PolicyEvaluator
 from activities.provisioning import ProvisioningActivities
 from activities.sources import SourceResolver
 from activities.terraform import TerraformRunner
-from activities.workspaces import FileWorkspaceRecords, WorkspaceActivities
+from activities.workspaces import WorkspaceActivities
 from provision.client import build_runtime, connect
 from provision.settings import Settings
+from provision.shared_state import SharedState
 from provision.signals import stop_requested
 from provision.toolchain import prepare_toolchain
 from stacks.registry import load_stacks
@@ -31,12 +32,15 @@ WORKFLOWS = (ProvisionInfraWorkflow, DeprovisionInfraWorkflow)
 
 def build_activities(settings: Settings) -> ProvisioningActivities:
     toolchain = prepare_toolchain(settings.data_dir, settings.terraform_binary)
+    shared = SharedState.open(settings) if settings.database_url else None
     runner = TerraformRunner(
         binary=toolchain.terraform_binary,
         terraform_root=settings.terraform_root,
         workspaces_dir=settings.workspaces_dir,
         cli_config_file=toolchain.cli_config_file,
         path_prefix=toolchain.path_prefix,
+        state_backend=shared.state_backend if shared else None,
+        target_records=shared.records if shared else None,
     )
     evaluator = PolicyEvaluator(
         settings.terraform_root / "policies", config={"max_changes": settings.max_changes}
@@ -48,6 +52,9 @@ def build_activities(settings: Settings) -> ProvisioningActivities:
         data_dir=settings.data_dir.resolve(),
         extra_passthrough=settings.passthrough_env,
         sources=SourceResolver(stacks, settings.data_dir / "sources"),
+        store=shared.applies if shared else None,
+        records=shared.records if shared else None,
+        plans=shared.plans if shared else None,
     )
 
 
@@ -70,7 +77,7 @@ def build_worker(
 ) -> Worker:
     acts = activities or build_activities(settings)
     notify = (notifier or build_notifier(settings)).notify
-    claims = WorkspaceActivities(FileWorkspaceRecords(acts.runner.workspaces_dir))
+    claims = WorkspaceActivities(acts.workspace_records)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
