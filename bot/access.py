@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import RunRef
+from workflows.models import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,9 @@ class Refusal:
 
 
 class ApproverDirectory:
-    """Resolves the approvers setting (PROVISION_SLACK_APPROVERS): user ids (U…/W…) as they are, user groups (S…) through
-    usergroups.users.list, cached for a minute so membership changes apply without a restart."""
+    """Resolves the approvers setting (PROVISION_SLACK_APPROVERS), and any group a stack's rules
+    name: user ids (U…/W…) as they are, user groups (S…) through usergroups.users.list, cached
+    for a minute so membership changes apply without a restart."""
 
     def __init__(
         self,
@@ -89,6 +90,20 @@ class ApproverDirectory:
         shown = ", ".join(f"<@{user}>" for user in people[:limit])
         return shown + (f" and {len(people) - limit} more" if len(people) > limit else "")
 
+    async def groups_of(self, user_id: str, ids: Sequence[str]) -> list[str]:
+        """The groups (S…) among `ids` that `user_id` is a member of."""
+        return [g for g in ids if g.startswith("S") and user_id in await self._group_members(g)]
+
+    async def describe_ids(self, ids: Sequence[str], limit: int = 8) -> str:
+        """Users and groups of a rule, as mentions, groups resolved to their members."""
+        people = sorted(i for i in ids if not i.startswith("S"))
+        for group in (i for i in ids if i.startswith("S")):
+            people += sorted(await self._group_members(group) - set(people))
+        if not people:
+            return "nobody yet"
+        shown = ", ".join(f"<@{user}>" for user in people[:limit])
+        return shown + (f" and {len(people) - limit} more" if len(people) > limit else "")
+
     async def warm(self) -> None:
         """Resolve the groups once at start, so the first click pays no extra round trip."""
         for group in self.groups:
@@ -96,37 +111,92 @@ class ApproverDirectory:
 
 
 class AccessPolicy:
-    """Approve/Deny: approvers only, and never your own request unless self-approval is allowed.
-    Replan, Destroy now, Extend: the requester or an approver."""
+    """Who may act on a run, decided from the run's own state (its requester, its approver set,
+    its owners), never from what a button or form echoed back.
+
+    Approve/Deny: the run's approvers (its stack's, else the global ones), and never your own
+    request unless self-approval is allowed. Replan, Destroy now, Extend: the requester, an owner
+    or an approver. The workflow checks the same rules again on every decision."""
 
     def __init__(self, directory: ApproverDirectory, *, allow_self_approval: bool) -> None:
         self.directory = directory
         self.allow_self_approval = allow_self_approval
 
-    async def decision_refusal(self, user_id: str, ref: RunRef, approve: bool) -> Refusal | None:
-        if not await self.directory.is_approver(user_id):
-            if self.directory.empty:
+    async def _in(self, user_id: str, ids: Sequence[str]) -> bool:
+        return user_id in ids or bool(await self.directory.groups_of(user_id, ids))
+
+    async def is_approver(self, user_id: str, status: RunStatus | None) -> bool:
+        if status is not None and status.approvers is not None:
+            return await self._in(user_id, status.approvers)
+        return await self.directory.is_approver(user_id)
+
+    async def verified_groups(self, user_id: str, status: RunStatus | None) -> list[str]:
+        """The user groups (S…) the rules of this run name that the user is in: what the
+        workflow may count, signed by the bot, as the user's."""
+        named = set(self.directory.groups)
+        if status is not None:
+            named |= set(status.approvers or ()) | set(status.owners)
+        return await self.directory.groups_of(user_id, sorted(named))
+
+    async def _who_approves(self, status: RunStatus) -> str:
+        if status.approvers is not None:
+            return await self.directory.describe_ids(status.approvers)
+        return await self.directory.describe()
+
+    async def decision_refusal(
+        self, user_id: str, status: RunStatus, approve: bool
+    ) -> Refusal | None:
+        requester = status.requester
+        own = requester.kind == "slack" and user_id == requester.id
+        if status.plan_only and own:
+            # Applying your own `plan`: the workflow knows whether the stack lets you.
+            return None
+        if not await self.is_approver(user_id, status):
+            if status.approvers is None and self.directory.empty:
                 return Refusal(
                     "no_approvers",
                     "Nobody can approve from Slack here yet, so an operator decides with "
                     "`provision approve` / `provision deny` in a terminal.",
                 )
+            stack = f" of stack {status.stack}" if status.stack else " for provisioning runs"
             return Refusal(
                 "not_approver",
-                "You are not an approver for provisioning runs; ask one of "
-                f"{await self.directory.describe()}.",
+                f"You are not an approver{stack}; ask one of {await self._who_approves(status)}.",
             )
-        if approve and user_id == ref.requester_id and not self.allow_self_approval:
+        if approve and own and not (self.allow_self_approval or status.allow_self_approval):
             return Refusal(
                 "self_approval",
                 "Four eyes: you requested this run, so someone else has to approve it.",
             )
         return None
 
-    async def control_refusal(self, user_id: str, ref: RunRef) -> Refusal | None:
-        if user_id == ref.requester_id or await self.directory.is_approver(user_id):
+    async def control_refusal(self, user_id: str, status: RunStatus) -> Refusal | None:
+        requester = status.requester
+        if requester.kind == "slack" and user_id == requester.id:
+            return None
+        if await self._in(user_id, status.owners) or await self.is_approver(user_id, status):
             return None
         return Refusal(
             "not_requester_or_approver",
-            "Only the requester or an approver can do that to this run.",
+            "Only the requester, an owner or an approver can do that to this run.",
+        )
+
+    async def run_refusal(self, user_id: str, runners: Sequence[str] | None) -> Refusal | None:
+        """Starting a run of a stack: anyone, unless its `permissions.run` names who."""
+        if runners is None or await self._in(user_id, runners):
+            return None
+        return Refusal(
+            "not_runner",
+            f"You may not run this stack; ask one of {await self.directory.describe_ids(runners)}.",
+        )
+
+    async def destroy_refusal(self, user_id: str, status: RunStatus) -> Refusal | None:
+        """Destroying a workspace: its owners or the approvers (the workflow checks the stack's
+        destroyers too); never whoever happened to run it last."""
+        if await self._in(user_id, status.owners) or await self.is_approver(user_id, status):
+            return None
+        owners = await self.directory.describe_ids(status.owners) if status.owners else None
+        who = f"its owners ({owners}) or an approver" if owners else "an approver"
+        return Refusal(
+            "not_owner_or_approver", f"Only {who} can destroy workspace {status.workspace}."
         )

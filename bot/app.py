@@ -21,10 +21,12 @@ from bot.access import AccessPolicy, ApproverDirectory
 from bot.health import HealthServer
 from bot.listeners import actions, commands, views
 from bot.metrics import BotMetrics
+from bot.modals import MetadataSeal
 from bot.operations import RunOperations
 from bot.run_control import RunControl
 from bot.services import BotConfig, BotServices
 from bot.web_client import build_web_client
+from workflows.attestation import DecisionSigner
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +119,30 @@ async def connect_bot(config: BotConfig, operations: RunOperations) -> BotHandle
         else:
             await directory.warm()
         access = AccessPolicy(directory, allow_self_approval=config.allow_self_approval)
+        # Keys of the bot's own, derived from its token: nobody without it can sign a decision
+        # or seal a form (the workflow and the bot check).
+        signer = DecisionSigner(config.bot_token)
+        control = RunControl(
+            operations,
+            access,
+            metrics,
+            signer=signer,
+            app_id=config.own_app_id,
+            team_id=identity.get("team_id") or None,
+        )
+        if config.own_app_id is None:
+            log.warning(
+                "the app id is not known (SLACK_APP_TOKEN is not xapp-1-<app id>-…): clicks are "
+                "not checked for their app"
+            )
         services = BotServices(
             config=config,
             operations=operations,
-            control=RunControl(operations, access, metrics),
+            control=control,
             web=web,
             metrics=metrics,
+            seal=MetadataSeal(config.bot_token),
+            front_door_key=signer.public_key,
         )
         app = build_app(services)
         handler = TimedSocketModeHandler(

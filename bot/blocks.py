@@ -92,37 +92,43 @@ _LEVEL_ICON = {
 
 @dataclass(frozen=True)
 class RunRef:
-    """What a button carries: the run it acts on, and who asked for it (for the four-eyes check
-    before anything is sent to Temporal). Never a global: each click names its own run."""
+    """What a button carries: the run it acts on, by id, and nothing else. Whatever else a click
+    needs (who asked, how decisions are sent, where the run message is) the bot reads from the
+    run's own state when the click arrives: a client can edit a button's value."""
 
     workflow_id: str
     run_id: str
-    requester_id: str = ""
-    # The signal scenario decides with one click; the update scenario asks for a reason first,
-    # and the modal must open before any call to Temporal, so the button has to say which.
-    by_signal: bool = False
 
     def encode(self) -> str:
-        data: dict[str, Any] = {"w": self.workflow_id, "r": self.run_id, "q": self.requester_id}
-        if self.by_signal:
-            data["s"] = 1
-        return json.dumps(data, separators=(",", ":"))
+        return json.dumps({"w": self.workflow_id, "r": self.run_id}, separators=(",", ":"))
 
     @classmethod
     def decode(cls, value: str | None) -> RunRef:
+        """Messages posted by older versions carried more keys; only the ids are read."""
         try:
             data = json.loads(value or "")
-            return cls(
-                str(data["w"]), str(data["r"]), str(data.get("q") or ""), bool(data.get("s"))
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
+            workflow_id, run_id = data["w"], data["r"]
+        except (ValueError, KeyError, TypeError):
             raise ValueError(f"not a run reference: {value!r}") from None
+        if not isinstance(workflow_id, str) or not isinstance(run_id, str):
+            raise ValueError(f"not a run reference: {value!r}")
+        if not 0 < len(workflow_id) <= 300 or len(run_id) > 100:
+            raise ValueError(f"not a run reference: {value!r}")
+        if not (workflow_id + run_id).isprintable() or not _utf8(workflow_id + run_id):
+            raise ValueError(f"not a run reference: {value!r}")
+        return cls(workflow_id, run_id)
 
     @classmethod
     def of(cls, status: RunStatus) -> RunRef:
-        requester = status.requester.id if status.requester.kind == "slack" else ""
-        by_signal = status.approval_channel == ApprovalChannel.SIGNAL
-        return cls(status.workflow_id, status.run_id, requester, by_signal)
+        return cls(status.workflow_id, status.run_id)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: protobuf would raise on it
+        return False
+    return True
 
 
 # -- text helpers ---------------------------------------------------------------------------
@@ -315,6 +321,8 @@ def _decisions_section(status: RunStatus) -> SectionBlock | None:
 
 def _situation(status: RunStatus) -> str | None:
     """One line saying what happens next, or why it ended."""
+    if status.state == RunState.AWAITING_APPROVAL and status.plan_only:
+        return ":memo: Planned only: Apply applies this plan exactly as shown; Deny ends the run"
     if status.state == RunState.AWAITING_APPROVAL:
         approvals = sum(1 for d in status.decisions if d.is_approved)
         needed = status.required_approvals - approvals
@@ -352,7 +360,8 @@ def _actions(status: RunStatus) -> ActionsBlock | None:
         return ActionsBlock(
             block_id=ACTIONS_BLOCK_ID,
             elements=[
-                _button("Approve", APPROVE, value, "primary"),
+                # A `plan` waits for its Apply: the same decision, named for what it does.
+                _button("Apply" if status.plan_only else "Approve", APPROVE, value, "primary"),
                 _button("Deny", DENY, value, "danger"),
                 _button("Replan", REPLAN, value),
             ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -26,42 +28,54 @@ REASON_MAX_LENGTH = 2000
 
 @dataclass(frozen=True)
 class DecisionContext:
-    """Everything a modal submission needs, carried in the view's private_metadata."""
+    """What the decision modal shows and its submission names: the run (by id) and the verdict.
+    The workspace is for display only; the submission re-reads everything else from the run."""
 
     ref: RunRef
     approve: bool
-    channel: str
-    message_ts: str
     workspace: str
 
-    def encode(self) -> str:
-        return json.dumps(
-            {
-                "ref": self.ref.encode(),
-                "approve": self.approve,
-                "channel": self.channel,
-                "ts": self.message_ts,
-                "workspace": self.workspace,
-            },
-            separators=(",", ":"),
-        )
 
-    @classmethod
-    def decode(cls, metadata: str) -> DecisionContext:
+class MetadataSeal:
+    """The modal's private_metadata, authenticated: the run's ids and the verdict, bound to the
+    user the modal was opened for, under an HMAC-SHA256 with a key derived from the bot's token.
+    An edited or transplanted form is refused; nothing else in it is trusted anyway."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"provision-modal-metadata:" + secret.encode()).digest()
+
+    def _tag(self, user_id: str, workflow_id: str, run_id: str, approve: bool) -> str:
+        text = "\n".join((user_id, workflow_id, run_id, "1" if approve else "0"))
+        mac = hmac.new(self._key, text.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return mac.hexdigest()
+
+    def seal(self, context: DecisionContext, user_id: str) -> str:
+        ref = context.ref
+        data = {
+            "w": ref.workflow_id,
+            "r": ref.run_id,
+            "a": context.approve,
+            "m": self._tag(user_id, ref.workflow_id, ref.run_id, context.approve),
+        }
+        return json.dumps(data, separators=(",", ":"))
+
+    def open(self, metadata: str, user_id: str) -> tuple[RunRef, bool]:
+        """The run and the verdict of a form opened for `user_id`; ValueError otherwise."""
         try:
             data = json.loads(metadata)
-            return cls(
-                ref=RunRef.decode(data["ref"]),
-                approve=bool(data["approve"]),
-                channel=str(data["channel"]),
-                message_ts=str(data["ts"]),
-                workspace=str(data.get("workspace") or ""),
-            )
+            ref = RunRef.decode(json.dumps({"w": data["w"], "r": data["r"]}))
+            approve, tag = data["a"], data["m"]
         except (ValueError, KeyError, TypeError):
             raise ValueError("not a decision modal's metadata") from None
+        if not isinstance(approve, bool) or not isinstance(tag, str):
+            raise ValueError("not a decision modal's metadata")
+        expected = self._tag(user_id, ref.workflow_id, ref.run_id, approve)
+        if not hmac.compare_digest(expected, tag):
+            raise ValueError("the decision form's metadata is not this bot's")
+        return ref, approve
 
 
-def decision_modal(context: DecisionContext) -> dict[str, Any]:
+def decision_modal(context: DecisionContext, private_metadata: str) -> dict[str, Any]:
     verb = "Approve" if context.approve else "Deny"
     if context.approve:
         explain = (
@@ -76,7 +90,7 @@ def decision_modal(context: DecisionContext) -> dict[str, Any]:
     view = View(
         type="modal",
         callback_id=DECISION_CALLBACK,
-        private_metadata=context.encode(),
+        private_metadata=private_metadata,
         title=f"{verb} plan",
         submit=verb,
         close="Cancel",

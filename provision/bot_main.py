@@ -21,6 +21,7 @@ from bot.services import BotConfig
 from provision.client import TemporalUnreachable, connect
 from provision.runs import RunError, RunService, RunSummary
 from provision.settings import Settings
+from stacks.registry import StacksFileError, load_stacks
 from workflows.contracts import SIGNAL_DESTROY_NOW, SIGNAL_EXTEND_TTL, SIGNAL_REPLAN
 from workflows.models import (
     ApplyDecision,
@@ -153,6 +154,8 @@ def bot_config(settings: Settings) -> BotConfig:
         temporal_address=settings.temporal_address,
         region=settings.tf_var_region or "local",
         approval_timeout_seconds=int(settings.approval_timeout.total_seconds()),
+        stacks=load_stacks(settings.stacks_file),
+        app_id=settings.slack_app_id,
     )
 
 
@@ -177,7 +180,12 @@ async def run_bot_main(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        handle = await connect_bot(bot_config(settings), operations)
+        config = bot_config(settings)
+    except StacksFileError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        handle = await connect_bot(config, operations)
     except SlackApiError as exc:
         log.error("Slack refused the bot's tokens or connection: %s", exc.response.get("error"))
         return 2

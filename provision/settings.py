@@ -159,6 +159,11 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("PROVISION_SLACK_APPROVERS")
     )
     allow_self_approval: bool = Field(False, validation_alias=_env("PROVISION_ALLOW_SELF_APPROVAL"))
+    # The bot's Slack app id (A…): clicks and submissions of other apps are refused. Default:
+    # read from SLACK_APP_TOKEN (xapp-1-<app id>-…).
+    slack_app_id: str | None = Field(
+        None, pattern=r"^A[A-Z0-9]{2,30}$", validation_alias=_env("PROVISION_SLACK_APP_ID")
+    )
     bot_health_address: str = Field(
         "127.0.0.1:8090", validation_alias=_env("PROVISION_BOT_HEALTH_ADDRESS")
     )

@@ -23,6 +23,9 @@ from provision.client import TemporalUnreachable
 from provision.executables import temporal_cli
 from workflows.contracts import SEARCH_ATTRIBUTES
 
+# The Slack end-to-end fixtures (slack, slack_stack, temporal, bot), for every module that asks.
+pytest_plugins = ["tests.support.slack_e2e"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 

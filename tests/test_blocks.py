@@ -6,6 +6,7 @@ message that passes here is one Slack would accept.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -25,7 +26,7 @@ from bot.blocks import (
     render_start_failure,
 )
 from bot.grammar import HELP
-from bot.modals import DecisionContext, decision_modal, notice_modal
+from bot.modals import DecisionContext, MetadataSeal, decision_modal, notice_modal
 from localslack.validation import (
     MAX_MESSAGE_BLOCKS,
     block_errors,
@@ -136,14 +137,21 @@ def test_awaiting_approval_shows_what_a_reviewer_needs() -> None:
     actions = buttons(blocks)
     assert list(actions) == [APPROVE, DENY, REPLAN]
     ref = RunRef.decode(actions[APPROVE]["value"])
-    assert ref == RunRef("provision-alice-human-in-the-loop-update", "0196-run", "U0ALICE")
-    assert not ref.by_signal
+    assert ref == RunRef("provision-alice-human-in-the-loop-update", "0196-run")
+    # Only the ids: who asked and how the run decides are read from the run on each click.
+    assert json.loads(actions[APPROVE]["value"]) == {"w": ref.workflow_id, "r": "0196-run"}
 
 
 def test_signal_scenario_buttons_say_so() -> None:
     _, blocks = render_run_message(status(approval_channel=ApprovalChannel.SIGNAL))
-    assert RunRef.decode(buttons(blocks)[DENY]["value"]).by_signal
+    assert set(json.loads(buttons(blocks)[DENY]["value"])) == {"w", "r"}
     assert "sent as signals" in all_text(blocks)
+
+
+def test_a_plan_offers_apply() -> None:
+    _, blocks = render_run_message(status(plan_only=True))
+    assert buttons(blocks)[APPROVE]["text"]["text"] == "Apply"
+    assert "Planned only" in all_text(blocks)
 
 
 def test_after_the_decision_the_buttons_go_and_the_decider_shows() -> None:
@@ -250,9 +258,21 @@ def test_a_layout_slack_sdk_refuses_falls_back_to_a_short_message(monkeypatch) -
 
 
 def test_run_ref_round_trip_and_rejects_junk() -> None:
-    ref = RunRef("provision-a", "run-1", "U0ALICE", by_signal=True)
+    ref = RunRef("provision-a", "run-1")
     assert RunRef.decode(ref.encode()) == ref
-    for junk in (None, "", "{}", "[1]", "not json"):
+    # Values of older messages carried the requester and the channel: both are ignored.
+    assert RunRef.decode('{"w":"provision-a","r":"run-1","q":"U0EVE","s":1}') == ref
+    for junk in (
+        None,
+        "",
+        "{}",
+        "[1]",
+        "not json",
+        '{"w":1,"r":"x"}',
+        '{"w":"","r":"x"}',
+        '{"w":"a\\ud800","r":"x"}',
+        '{"w":"' + "w" * 301 + '","r":"x"}',
+    ):
         with pytest.raises(ValueError):
             RunRef.decode(junk)
 
@@ -284,14 +304,36 @@ def test_other_replies_are_valid_too() -> None:
 
 
 def test_decision_modal_and_notice_are_valid_views() -> None:
-    context = DecisionContext(
-        RunRef("provision-" + "w" * 63, "r" * 36, "U0ALICE"), True, "C0INFRA", "1.000001", "w" * 63
-    )
-    approve = decision_modal(context)
+    context = DecisionContext(RunRef("provision-" + "w" * 63, "r" * 36), True, "w" * 63)
+    seal = MetadataSeal("xoxb-secret")
+    approve = decision_modal(context, seal.seal(context, "U0BOB"))
     assert view_errors(approve) == []
-    assert DecisionContext.decode(approve["private_metadata"]) == context
+    assert seal.open(approve["private_metadata"], "U0BOB") == (context.ref, True)
     reason = next(b for b in approve["blocks"] if b["type"] == "input")
     assert reason["optional"] is False and reason["element"]["max_length"] == 2000
-    deny = decision_modal(DecisionContext(context.ref, False, "C0INFRA", "1.000001", "w"))
+    deny = decision_modal(DecisionContext(context.ref, False, "w"), "{}")
     assert next(b for b in deny["blocks"] if b["type"] == "input")["optional"] is True
     assert view_errors(notice_modal("A very long title that Slack would refuse", "x" * 5000)) == []
+
+
+def test_decision_form_metadata_is_sealed_to_its_run_verdict_and_user() -> None:
+    seal = MetadataSeal("xoxb-secret")
+    context = DecisionContext(RunRef("provision-a", "run-1"), True, "a")
+    sealed = seal.seal(context, "U0BOB")
+    data = json.loads(sealed)
+    forged = [
+        json.dumps({**data, "w": "provision-b"}),  # transplanted to another run
+        json.dumps({**data, "r": "run-2"}),
+        json.dumps({**data, "a": False}),  # the verdict flipped
+        json.dumps({**data, "m": "0" * 64}),
+        json.dumps({k: v for k, v in data.items() if k != "m"}),
+        MetadataSeal("another-bot").seal(context, "U0BOB"),
+        "not json",
+        "",
+    ]
+    for metadata in forged:
+        with pytest.raises(ValueError):
+            seal.open(metadata, "U0BOB")
+    with pytest.raises(ValueError):
+        seal.open(sealed, "U0EVE")  # opened for bob, submitted as eve
+    assert seal.open(sealed, "U0BOB") == (context.ref, True)

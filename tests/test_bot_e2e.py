@@ -8,174 +8,34 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from bot.app import BotHandle
 from bot.blocks import APPROVE, DENY, DESTROY_NOW, EXTEND_TTL, REPLAN
 from bot.modals import REASON_BLOCK, REASON_INPUT
 from localslack import InputRejected, LocalSlack
-from provision.bot_main import start_bot
-from provision.client import connect
-from provision.settings import Settings
 from tests.conftest import VENV_BIN, Stack
+from tests.support.slack_e2e import (
+    ALICE,
+    BOB,
+    CAROL,
+    INFRA,
+    RUN_TIMEOUT,
+    SECRET_CANARY,
+    buttons,
+    ephemeral_saying,
+    history_events,
+    message_saying,
+    namespace_exists,
+    run_message,
+    shown,
+)
 
-pytestmark = pytest.mark.e2e
-
-INFRA = "C0INFRA"
-ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
-RUN_TIMEOUT = 60
-SECRET_CANARY = "canary-slack-7Hq2Lm9-secret"
-
-
-# -- fixtures -------------------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture(scope="module")
-async def slack() -> AsyncIterator[LocalSlack]:
-    server = LocalSlack()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def slack_stack(
-    temporal_env: WorkflowEnvironment, tmp_path_factory, slack: LocalSlack
-) -> AsyncIterator[Stack]:
-    address = temporal_env.client.service_client.config.target_host
-    stack = Stack(address, tmp_path_factory.mktemp("slack-stack"), f"tq-{uuid.uuid4()}")
-    # The canary rides in the worker's passthrough environment (terraform's sensitive api_key):
-    # the last test checks that no Slack call ever carried it.
-    await stack.start_worker(
-        {
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "SLACK_API_URL": slack.api_url,
-            "TF_VAR_api_key": SECRET_CANARY,
-        }
-    )
-    try:
-        yield stack
-    finally:
-        await stack.stop_worker()
-
-
-def bot_settings(stack: Stack, slack: LocalSlack, **changes: object) -> Settings:
-    values: dict[str, object] = {
-        "temporal_address": stack.address,
-        "task_queue": stack.task_queue,
-        "slack_bot_token": slack.bot_token,
-        "slack_app_token": slack.app_token,
-        "slack_api_url": slack.api_url,
-        # S0APPROVERS is alice and bob; carol approves nothing.
-        "slack_approvers": ["S0APPROVERS"],
-        "bot_health_address": "127.0.0.1:0",
-        "data_dir": stack.data_dir,
-    }
-    return Settings(**{**values, **changes})
-
-
-@pytest_asyncio.fixture(scope="module")
-async def temporal(slack_stack: Stack, slack: LocalSlack) -> Client:
-    return await connect(bot_settings(slack_stack, slack))
-
-
-@pytest_asyncio.fixture(scope="module")
-async def bot(slack_stack: Stack, slack: LocalSlack, temporal: Client) -> AsyncIterator[BotHandle]:
-    handle = await start_bot(bot_settings(slack_stack, slack), temporal)
-    try:
-        yield handle
-    finally:
-        await handle.stop()
-
-
-@pytest.fixture(autouse=True)
-def _slack_stays_valid(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").assert_no_validation_failures()
-
-
-# -- what people see ------------------------------------------------------------------------
-
-
-async def run_message(slack: LocalSlack, workspace: str) -> str:
-    """The ts of the run message of `workspace` (the newest, if it ran before)."""
-
-    def posted(s: LocalSlack) -> str | None:
-        found = [m for m in s.messages(INFRA) if f" on {workspace}:" in m["text"]]
-        return found[-1]["ts"] if found else None
-
-    return await slack.wait_for(posted, timeout=10)
-
-
-async def message_saying(slack: LocalSlack, ts: str, state: str, timeout: float = RUN_TIMEOUT):
-    """Wait until the run message's text says `state`; return the whole message."""
-
-    def says(s: LocalSlack) -> dict | None:
-        message = s.message(INFRA, ts)
-        return message if re.search(rf": {re.escape(state)}( \(|$)", message["text"]) else None
-
-    try:
-        return await slack.wait_for(says, timeout=timeout)
-    except TimeoutError:
-        said = slack.message(INFRA, ts)["text"]
-        raise AssertionError(f"message never said {state!r}: {said}") from None
-
-
-async def ephemeral_saying(slack: LocalSlack, user: str, needle: str, timeout: float = 15) -> str:
-    def told(s: LocalSlack) -> str | None:
-        found = [e["text"] for e in s.ephemerals(user, INFRA) if needle in e["text"]]
-        return found[-1] if found else None
-
-    return await slack.wait_for(told, timeout=timeout)
-
-
-def shown(message: dict) -> str:
-    """All text of a message as the client renders it (fields, sections, buttons)."""
-    parts: list[str] = [message.get("text") or ""]
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                parts.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.get("blocks") or [])
-    return "\n".join(parts)
-
-
-def buttons(message: dict) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.get("blocks") or []
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
-
-
-async def history_events(
-    temporal: Client, workflow_id: str, run_id: str
-) -> list[EventType.ValueType]:
-    history = await temporal.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    return [event.event_type for event in history.events]
-
-
-async def namespace_exists(stack: Stack, name: str) -> bool:
-    return await stack.namespace_exists(name)
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("slack_stays_valid")]
 
 
 # -- tests ----------------------------------------------------------------------------------
@@ -212,7 +72,7 @@ async def test_happy_path_converges_through_slack_errors_then_destroys(
 
     # Carol may not tear Alice's namespace down; Alice may, and gets a message of its own.
     await slack.slash_command(CAROL, "destroy alice-happy-path")
-    await ephemeral_saying(slack, CAROL, "Only whoever asked for alice-happy-path (alice)")
+    await ephemeral_saying(slack, CAROL, "Only its owners (<@U0ALICE>) or an approver can destroy")
     await slack.slash_command(ALICE, "destroy alice-happy-path")
     destroy_ts = await slack.wait_for(
         lambda s: [m["ts"] for m in s.messages(INFRA) if m["text"].startswith("destroy on ")],
@@ -261,7 +121,13 @@ async def test_update_path_refuses_outsiders_then_asks_a_reason(
     assert "approved by <@U0BOB>" in shown(applied) and "reviewed the grant" in shown(applied)
     await ephemeral_saying(slack, BOB, "approved by bob")
     [decision] = (await temporal.get_workflow_handle(workflow_id).query("get_state"))["decisions"]
-    assert decision["actor"] == {"id": BOB, "name": "bob", "kind": "slack", "groups": []}
+    # Bob's group, as the bot verified it and signed it with the decision.
+    assert decision["actor"] == {
+        "id": BOB,
+        "name": "bob",
+        "kind": "slack",
+        "groups": ["S0APPROVERS"],
+    }
     assert decision["via"] == "update"
     events = await history_events(temporal, workflow_id, run_id)
     assert events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) == 1
@@ -317,7 +183,7 @@ async def test_ephemeral_run_extend_and_destroy_now(
     before = (await handle.query("get_state"))["ttl_deadline"]
 
     await slack.click_button(CAROL, INFRA, ts, DESTROY_NOW)
-    await ephemeral_saying(slack, CAROL, "Only the requester or an approver")
+    await ephemeral_saying(slack, CAROL, "Only the requester, an owner or an approver")
     await slack.click_button(ALICE, INFRA, ts, EXTEND_TTL)
     await ephemeral_saying(slack, ALICE, "Extended by 60 minutes")
 

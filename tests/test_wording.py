@@ -29,7 +29,7 @@ from workflows.models import (
 
 ALICE = Actor(id="U0ALICE", name="alice", kind="slack")
 AT = datetime(2026, 5, 4, 12, 30, tzinfo=UTC)
-REF = RunRef("provision-alice-hitl", "0196-run", "U0ALICE")
+REF = RunRef("provision-alice-hitl", "0196-run")
 
 
 def status(**changes: object) -> RunStatus:
@@ -68,13 +68,11 @@ def shown_label(block: dict) -> str:
 
 
 def test_deny_modal_says_optional_once() -> None:
-    context = DecisionContext(
-        REF, approve=False, channel="C0INFRA", message_ts="1.2", workspace="w"
-    )
-    [reason] = [b for b in decision_modal(context)["blocks"] if b["type"] == "input"]
+    context = DecisionContext(REF, approve=False, workspace="w")
+    [reason] = [b for b in decision_modal(context, "{}")["blocks"] if b["type"] == "input"]
     assert shown_label(reason) == "Why do you deny? (optional)"
-    approve = DecisionContext(REF, approve=True, channel="C0INFRA", message_ts="1.2", workspace="w")
-    [reason] = [b for b in decision_modal(approve)["blocks"] if b["type"] == "input"]
+    approve = DecisionContext(REF, approve=True, workspace="w")
+    [reason] = [b for b in decision_modal(approve, "{}")["blocks"] if b["type"] == "input"]
     assert shown_label(reason) == "Why do you approve?"
 
 
@@ -102,12 +100,12 @@ def test_private_status_reply_points_to_the_run_messages_thread() -> None:
 async def test_refusal_names_who_can_approve_not_the_setting() -> None:
     directory = ApproverDirectory(["U0BOB", "U0DAVE"], client=None)  # type: ignore[arg-type]
     policy = AccessPolicy(directory, allow_self_approval=False)
-    refusal = await policy.decision_refusal("U0CAROL", REF, approve=True)
+    refusal = await policy.decision_refusal("U0CAROL", status(), approve=True)
     assert refusal is not None
     assert "PROVISION_SLACK_APPROVERS" not in refusal.message
     assert "<@U0BOB>" in refusal.message and "<@U0DAVE>" in refusal.message
     nobody = AccessPolicy(ApproverDirectory([], client=None), allow_self_approval=False)  # type: ignore[arg-type]
-    refusal = await nobody.decision_refusal("U0CAROL", REF, approve=False)
+    refusal = await nobody.decision_refusal("U0CAROL", status(), approve=False)
     assert refusal is not None and "PROVISION_SLACK_APPROVERS" not in refusal.message
     assert "provision approve" in refusal.message
 

@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.workspaces import FileWorkspaceRecords, WorkspaceActivities
+from workflows.attestation import DecisionSigner
 from workflows.models import (
     Actor,
     ApplyDecision,
@@ -45,6 +46,8 @@ ALICE = Actor(id="U0ALICE", name="alice", kind="slack")
 BOB = Actor(id="U0BOB", name="bob", kind="slack")
 CAROL = Actor(id="U0CAROL", name="carol", kind="slack")
 DEADLINE = 30.0
+# The bot's signing key, as the Slack front door holds it.
+SIGNER = DecisionSigner("xoxb-test-bot-token")
 
 
 class FakeTerraform:
@@ -126,6 +129,7 @@ def request(**overrides) -> ProvisionRequest:
         workspace=f"t-{uuid.uuid4().hex[:12]}",
         tf_directory="local_admin_user",
         requester=ALICE,
+        front_door_key=SIGNER.public_key,
     )
     base.update(overrides)
     return ProvisionRequest(**base)
@@ -155,6 +159,14 @@ async def wait_state(handle, state: RunState, timeout: float = DEADLINE) -> RunS
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"run never reached {state}; last state: {last and last.state}")
+
+
+async def decide(handle, decision: ApplyDecision, *, sign: bool = True):
+    """Send a decision as the Slack bot does: signed for the run it is meant for."""
+    if sign and decision.approver_kind == "slack":
+        run_id = (await handle.describe()).run_id
+        decision = SIGNER.sign(handle.id, run_id, decision)
+    return await handle.execute_update("update_apply_decision", decision)
 
 
 def approve(by: Actor | None, reason: str = "looks good") -> ApplyDecision:
@@ -193,17 +205,17 @@ async def test_approve_via_update_with_validation(client: Client) -> None:
         assert fake.applies == []
 
         with pytest.raises(WorkflowUpdateFailedError) as empty:
-            await handle.execute_update("update_apply_decision", approve(BOB, reason="  "))
+            await decide(handle, approve(BOB, reason="  "))
         assert "reason is required" in str(empty.value.cause)
 
-        outcome = await handle.execute_update("update_apply_decision", approve(BOB))
+        outcome = await decide(handle, approve(BOB))
         assert outcome["accepted"] is True
         result = await handle.result()
         assert result.state == RunState.APPLIED
         assert await handle.query("get_reason") == "looks good"
 
         with pytest.raises(RPCError) as late:
-            await handle.execute_update("update_apply_decision", approve(CAROL))
+            await decide(handle, approve(CAROL))
         assert "already completed" in str(late.value)
         status = await handle.query("get_state", result_type=RunStatus)
     assert [d.actor.id for d in status.decisions] == [BOB.id]
@@ -245,7 +257,7 @@ async def test_replan_continues_as_new_with_a_fresh_plan(client: Client) -> None
         status = await asyncio.wait_for(new_run_waiting(), DEADLINE)
         assert status.replan_count == 1
         assert status.decisions == []
-        await latest.execute_update("update_apply_decision", approve(BOB))
+        await decide(latest, approve(BOB))
         result = await latest.result()
     assert result.state == RunState.APPLIED
     assert len(fake.plans) == 2
@@ -258,15 +270,15 @@ async def test_two_required_approvals_from_distinct_approvers(client: Client) ->
     async with running(client, fake) as tq:
         handle = await start(client, tq, request(required_approvals=2))
         await wait_state(handle, RunState.AWAITING_APPROVAL)
-        first = await handle.execute_update("update_apply_decision", approve(BOB))
+        first = await decide(handle, approve(BOB))
         assert first["approvals"] == 1 and first["required_approvals"] == 2
         with pytest.raises(WorkflowUpdateFailedError) as again:
-            await handle.execute_update("update_apply_decision", approve(BOB, "twice"))
+            await decide(handle, approve(BOB, "twice"))
         assert "already decided" in str(again.value.cause)
         assert (await handle.query("get_state", result_type=RunStatus)).state == (
             RunState.AWAITING_APPROVAL
         )
-        await handle.execute_update("update_apply_decision", approve(CAROL))
+        await decide(handle, approve(CAROL))
         result = await handle.result()
     assert result.state == RunState.APPLIED
 
@@ -276,10 +288,9 @@ async def test_one_deny_rejects_even_after_an_approval(client: Client) -> None:
     async with running(client, fake) as tq:
         handle = await start(client, tq, request(required_approvals=2))
         await wait_state(handle, RunState.AWAITING_APPROVAL)
-        await handle.execute_update("update_apply_decision", approve(BOB))
-        await handle.execute_update(
-            "update_apply_decision",
-            ApplyDecision(is_approved=False, approver=CAROL.id, approver_kind="slack"),
+        await decide(handle, approve(BOB))
+        await decide(
+            handle, ApplyDecision(is_approved=False, approver=CAROL.id, approver_kind="slack")
         )
         result = await handle.result()
     assert result.state == RunState.REJECTED
@@ -292,10 +303,10 @@ async def test_four_eyes(client: Client) -> None:
         handle = await start(client, tq, request())
         await wait_state(handle, RunState.AWAITING_APPROVAL)
         with pytest.raises(WorkflowUpdateFailedError) as own:
-            await handle.execute_update("update_apply_decision", approve(ALICE))
+            await decide(handle, approve(ALICE))
         assert "four eyes" in str(own.value.cause)
         # An operator acting through Temporal directly is recorded as such.
-        await handle.execute_update("update_apply_decision", approve(None, "break glass"))
+        await decide(handle, approve(None, "break glass"))
         result = await handle.result()
         assert result.state == RunState.APPLIED
         status = await handle.query("get_state", result_type=RunStatus)
@@ -303,7 +314,7 @@ async def test_four_eyes(client: Client) -> None:
 
         self_ok = await start(client, tq, request(allow_self_approval=True))
         await wait_state(self_ok, RunState.AWAITING_APPROVAL)
-        await self_ok.execute_update("update_apply_decision", approve(ALICE))
+        await decide(self_ok, approve(ALICE))
         assert (await self_ok.result()).state == RunState.APPLIED
 
 
@@ -313,7 +324,7 @@ async def test_decision_when_none_is_awaited_is_rejected(client: Client) -> None
         handle = await start(client, tq, request(scenario="happy-path", ttl_seconds=3600))
         await wait_state(handle, RunState.EPHEMERAL_WAIT)
         with pytest.raises(WorkflowUpdateFailedError) as none:
-            await handle.execute_update("update_apply_decision", approve(BOB))
+            await decide(handle, approve(BOB))
         assert "no decision is awaited" in str(none.value.cause)
         await handle.signal("destroy_now")
         assert (await handle.result()).state == RunState.DESTROYED
@@ -357,11 +368,11 @@ async def test_stale_plan_is_replanned_and_asks_again(client: Client) -> None:
     async with running(client, fake) as tq:
         handle = await start(client, tq, request())
         await wait_state(handle, RunState.AWAITING_APPROVAL)
-        await handle.execute_update("update_apply_decision", approve(BOB))
+        await decide(handle, approve(BOB))
         # The first plan went stale: a new plan needs a new approval.
         status = await wait_state(handle, RunState.AWAITING_APPROVAL)
         assert status.decisions == []
-        await handle.execute_update("update_apply_decision", approve(CAROL))
+        await decide(handle, approve(CAROL))
         result = await handle.result()
     assert result.state == RunState.APPLIED
     assert len(fake.plans) == 2
@@ -413,7 +424,7 @@ async def test_deprovision_asks_where_policy_requires(client: Client) -> None:
             result_type=ProvisionResult,
         )
         await wait_state(handle, RunState.AWAITING_APPROVAL)
-        await handle.execute_update("update_apply_decision", approve(BOB))
+        await decide(handle, approve(BOB))
         result = await handle.result()
     assert result.state == RunState.DESTROYED
     assert fake.plans[0].destroy is True
@@ -430,3 +441,55 @@ async def test_pace_slows_each_step_with_durable_timers(client: Client) -> None:
     timers = [e for e in history.events if e.HasField("timer_started_event_attributes")]
     # plan, policy and apply each wait out the pace first.
     assert len(timers) == 3
+
+
+async def test_a_chat_identity_is_recorded_only_when_the_front_door_signed_it(
+    client: Client,
+) -> None:
+    fake = FakeTerraform(SOFT)
+    async with running(client, fake) as tq:
+        handle = await start(client, tq, request(required_approvals=3))
+        await wait_state(handle, RunState.AWAITING_APPROVAL)
+        # `temporal workflow update … approver_kind: slack` by hand: no signature.
+        await decide(handle, approve(BOB, "forged"), sign=False)
+        # A signature made for another run does not count either: it is the operator again.
+        other = SIGNER.sign(handle.id, "another-run-id", approve(CAROL, "replayed"))
+        with pytest.raises(WorkflowUpdateFailedError) as again:
+            await decide(handle, other, sign=False)
+        assert "has already decided" in str(again.value.cause)
+        # The real thing.
+        await decide(handle, approve(CAROL, "reviewed"))
+        state = await handle.query("get_state", result_type=RunStatus)
+    actors = [(d.actor.id, d.actor.kind) for d in state.decisions]
+    assert actors == [("temporal-operator", "operator"), ("U0CAROL", "slack")]
+    assert "claiming bob" in state.decisions[0].actor.name
+
+
+async def test_the_workflow_enforces_the_approver_set_and_reasons_on_signals(
+    client: Client,
+) -> None:
+    fake = FakeTerraform(SOFT)
+    async with running(client, fake) as tq:
+        handle = await start(client, tq, request(approvers=["U0CAROL", "S0LEADS"]))
+        await wait_state(handle, RunState.AWAITING_APPROVAL)
+        with pytest.raises(WorkflowUpdateFailedError) as outsider:
+            await decide(handle, approve(BOB))
+        assert "bob is not an approver" in str(outsider.value.cause)
+        # A signal without a reason cannot skip the update path's reason rule.
+        run_id = (await handle.describe()).run_id
+        bare = SIGNER.sign(handle.id, run_id, approve(CAROL, ""))
+        await handle.signal("signal_apply_decision", bare)
+        state = await handle.query("get_state", result_type=RunStatus)
+        assert state.state == RunState.AWAITING_APPROVAL and state.decisions == []
+        # A member of an approver group, as the bot verified it, may approve.
+        lead = ApplyDecision(
+            is_approved=True,
+            reason="lead approves",
+            approver="U0DAVE",
+            approver_name="dave",
+            approver_kind="slack",
+            approver_groups=["S0LEADS"],
+        )
+        await decide(handle, lead)
+        result = await handle.result()
+    assert result.state == RunState.APPLIED

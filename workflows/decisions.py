@@ -57,9 +57,13 @@ class DecisionLedger:
         """A denial, or enough approvals to apply."""
         return self.denied or len(self.approvals) >= self.rules.required_approvals
 
-    def refusal(self, decision: ApplyDecision, state: RunState) -> str | None:
-        """Why this decision cannot be taken now, or None. The same for updates and signals."""
-        actor = decision.actor()
+    def refusal(
+        self, decision: ApplyDecision, state: RunState, actor: Actor | None = None
+    ) -> str | None:
+        """Why this decision cannot be taken now, or None. The same for updates and signals.
+
+        `actor` is who decided as the workflow verified it (default: as the decision claims)."""
+        actor = actor or decision.actor()
         if not self.awaiting:
             return no_decision_awaited(self.decisions, state)
         if any(d.actor.id == actor.id and d.actor.kind == actor.kind for d in self.decisions):
@@ -80,13 +84,15 @@ class DecisionLedger:
             return "four eyes: the requester cannot approve their own change"
         return None
 
-    def update_refusal(self, decision: ApplyDecision, state: RunState) -> str | None:
+    def update_refusal(
+        self, decision: ApplyDecision, state: RunState, actor: Actor | None = None
+    ) -> str | None:
         """The update's validator: the shared rules, plus the reason rules of the update path."""
         if decision.is_approved and not decision.reason.strip():
             return "a reason is required to approve"
         if len(decision.reason) > MAX_REASON_LENGTH:
             return f"the reason is longer than {MAX_REASON_LENGTH} characters"
-        return self.refusal(decision, state)
+        return self.refusal(decision, state, actor)
 
     def record(
         self,
@@ -94,9 +100,12 @@ class DecisionLedger:
         via: Literal["update", "signal"],
         at: datetime,
         state: RunState,
+        actor: Actor | None = None,
     ) -> DecisionOutcome:
-        actor = decision.actor()
-        reason = decision.reason.strip() or ("" if decision.is_approved else "no reason given")
+        actor = actor or decision.actor()
+        reason = decision.reason.strip()[:MAX_REASON_LENGTH] or (
+            "" if decision.is_approved else "no reason given"
+        )
         self.decisions.append(
             DecisionRecord(
                 is_approved=decision.is_approved, reason=reason, actor=actor, at=at, via=via

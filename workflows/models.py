@@ -168,6 +168,9 @@ class _RunRequest(BaseModel):
     # Who may destroy the workspace besides its owners and approvers (the stack's
     # `permissions.destroy`); None: owners and approvers only.
     destroyers: list[str] | None = Field(default=None, max_length=500)
+    # The public key of the front door that started the run (the Slack bot); decisions it
+    # signs are recorded with the chat identity it verified.
+    front_door_key: str | None = Field(default=None, max_length=200)
 
     @field_validator("workspace")
     @classmethod
@@ -218,6 +221,9 @@ class ApplyDecision(BaseModel):
     approver_name: str | None = None
     approver_kind: Literal["slack", "cli", "operator"] | None = None
     approver_groups: list[str] = Field(default_factory=list, max_length=100)
+    # The front door's signature (workflows/attestation.py); without it a chat identity is
+    # recorded as an operator's.
+    attestation: str | None = Field(default=None, max_length=200)
 
     def actor(self) -> Actor:
         if not self.approver:

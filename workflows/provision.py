@@ -17,10 +17,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import contracts, metrics, steps
+    from workflows.attestation import verified
     from workflows.decisions import ApprovalRules, DecisionLedger
     from workflows.models import (
         OPERATOR,
+        Actor,
         ApplyDecision,
+        ApprovalChannel,
         ClaimInput,
         DecisionOutcome,
         DeprovisionRequest,
@@ -42,6 +45,9 @@ MAX_AUTOMATIC_REPLANS = 3
 # No TTL, however extended, reaches past this: the timer's deadline stays representable.
 MAX_TTL = timedelta(days=365)
 CLAIM_PATCH = "workspace-claim"
+# Chat identities are recorded only when the front door signed them; signals on an update
+# run need a reason.
+ATTESTED_DECISIONS_PATCH = "attested-decisions"
 
 
 class _Replan(Exception):
@@ -66,6 +72,7 @@ class _TerraformRun:
         )
         self._ledger = DecisionLedger(self._rules)
         self._replan_requested = False
+        self._attested = False
         self._reason = ""
         self._error: str | None = None
         self._outputs: dict = {}
@@ -104,30 +111,53 @@ class _TerraformRun:
 
     # Decisions ---------------------------------------------------------------------------
 
-    def _record(self, decision: ApplyDecision, via: str) -> DecisionOutcome:
-        outcome = self._ledger.record(decision, via, workflow.now(), self._state)
+    def _actor(self, decision: ApplyDecision) -> Actor:
+        """Who decided, as far as this workflow can tell: a chat identity only when the front
+        door that started the run signed it for this run; otherwise an operator (someone with
+        Temporal access), whatever identity the decision claims."""
+        actor = decision.actor()
+        if actor.kind != "slack" or not self._attested:
+            return actor
+        info = workflow.info()
+        if verified(self._request.front_door_key, info.workflow_id, info.run_id, decision):
+            return actor
+        return Actor(
+            id=OPERATOR.id, name=f"{OPERATOR.name}, claiming {actor.display}", kind="operator"
+        )
+
+    def _record(self, decision: ApplyDecision, via: str, actor: Actor) -> DecisionOutcome:
+        outcome = self._ledger.record(decision, via, workflow.now(), self._state, actor)
         self._reason = self._ledger.last_reason
         self._notifier.changed()
         return outcome
 
     @workflow.update(name=contracts.UPDATE_APPLY_DECISION)
     def update_apply_decision(self, decision: ApplyDecision) -> DecisionOutcome:
-        return self._record(decision, "update")
+        return self._record(decision, "update", self._actor(decision))
 
     @update_apply_decision.validator
     def validate_apply_decision(self, decision: ApplyDecision) -> None:
-        problem = self._ledger.update_refusal(decision, self._state)
+        problem = self._ledger.update_refusal(decision, self._state, self._actor(decision))
         if problem:
             raise ValueError(problem)
 
     @workflow.signal(name=contracts.SIGNAL_APPLY_DECISION)
     def signal_apply_decision(self, decision: ApplyDecision) -> None:
         # Signals cannot be refused, so an invalid one is logged and dropped.
-        problem = self._ledger.refusal(decision, self._state)
+        actor = self._actor(decision)
+        problem = self._ledger.refusal(decision, self._state, actor)
+        if (
+            not problem
+            and self._attested
+            and self._request.approval_channel == ApprovalChannel.UPDATE
+            and not decision.reason.strip()
+        ):
+            # The update path's reason rule cannot be skipped by signalling instead.
+            problem = "this run takes decisions with a reason (update_apply_decision)"
         if problem:
             workflow.logger.warning("ignored signal_apply_decision: %s", problem)
             return
-        self._record(decision, "signal")
+        self._record(decision, "signal", actor)
 
     @workflow.signal(name=contracts.SIGNAL_REPLAN)
     def request_continue_as_new(self) -> None:
@@ -166,7 +196,7 @@ class _TerraformRun:
             ttl_deadline=self._ttl.deadline if self._ttl else None,
             replan_count=self._request.replan_count,
             ui_url=self._request.ui_url,
-            slack=self._request.slack,
+            slack=self._notifier.moved_to or self._request.slack,
             updated_at=workflow.now(),
             stack=self._request.stack,
             owners=list(self._request.owners),
@@ -418,6 +448,7 @@ class _TerraformRun:
     ) -> RunState:
         """Plan, decide and apply; a replan continues as new from here."""
         self._notifier.start()
+        self._attested = workflow.patched(ATTESTED_DECISIONS_PATCH)
         self._set_state(RunState.INITIALIZING)
         if not await self._claim(destroy=destroy):
             return RunState.FAILED

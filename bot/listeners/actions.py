@@ -1,4 +1,7 @@
-"""Buttons on the run message: Approve, Deny, Replan, Destroy now, Extend."""
+"""Buttons on the run message: Approve (Apply for a plan), Deny, Replan, Destroy now, Extend.
+
+A button names its run by id only; every click is checked against the run's state as Temporal
+has it (run/control.py): the message it sits on, the team and app it came from, who may act."""
 
 from __future__ import annotations
 
@@ -21,139 +24,100 @@ from bot.blocks import (
     decision_ack,
     escape,
 )
-from bot.listeners import slack_actor
-from bot.modals import DecisionContext, decision_modal, notice_modal
+from bot.listeners import interaction_origin, slack_actor, where
+from bot.modals import DecisionContext, decision_modal
 from bot.operations import RunRefused, TemporalUnavailable
-from bot.run_control import ActionRefused
+from bot.run_control import ActionRefused, refusal_text
 from bot.services import BotServices
+from workflows.models import Actor, ApprovalChannel
 
 log = logging.getLogger(__name__)
 
 _SOMETHING_WENT_WRONG = ":warning: Something went wrong handling that click; it is logged."
 
 
-def _where(body: dict[str, Any]) -> tuple[str, str]:
-    container = body.get("container") or {}
-    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
-    return channel, container.get("message_ts") or (body.get("message") or {}).get("ts") or ""
-
-
-async def _open_decision_modal(
-    services: BotServices, body: dict[str, Any], ref: RunRef, approve: bool
-) -> None:
-    """Update path: authorize, open the modal (before any call to Temporal: the trigger lives
-    3 s), then check the run still waits and turn the modal into a notice if it does not."""
-    user = slack_actor(body["user"])
-    channel, message_ts = _where(body)
-    try:
-        await services.control.authorize_decision(user, ref, approve)
-    except ActionRefused as exc:
-        await services.tell(channel, user.id, f":no_entry_sign: {escape(str(exc))}")
-        return
-    context = DecisionContext(
-        ref, approve, channel, message_ts, ref.workflow_id.removeprefix("provision-")
-    )
-    try:
-        opened = await services.web.views_open(
-            trigger_id=body["trigger_id"], view=decision_modal(context)
-        )
-    except SlackApiError as exc:
-        log.warning("could not open the decision modal: %s", exc.response.get("error"))
-        await services.tell(channel, user.id, ":warning: Slack did not open the form; try again.")
-        return
-    try:
-        await services.control.check_awaiting(user, ref)
-        return
-    except (ActionRefused, RunRefused) as exc:
-        title, text = "Nothing to decide", f":no_entry_sign: {escape(str(exc))}"
-    except TemporalUnavailable as exc:
-        title, text = "Try again shortly", f":warning: Temporal is unreachable: {escape(str(exc))}"
-    await services.tell(channel, user.id, text)
-    try:
-        await services.web.views_update(
-            view_id=opened["view"]["id"],
-            hash=opened["view"].get("hash"),
-            view=notice_modal(title, text),
-        )
-    except SlackApiError as exc:
-        # The user may already have closed or submitted it; the ephemeral said it all.
-        log.info("could not replace the decision modal: %s", exc.response.get("error"))
-
-
 async def _tell_outcome(
     services: BotServices,
     channel: str,
     user_id: str,
-    action: Awaitable[str],
+    action: Awaitable[str | None],
     approved: bool = True,
 ) -> None:
-    """Run a button's action and tell the clicker, privately, how it went."""
+    """Run a button's action and tell the clicker, privately, how it went (nothing to tell when
+    it opened a form)."""
     try:
         message = await action
     except (ActionRefused, RunRefused) as exc:
-        await services.tell(channel, user_id, f":no_entry_sign: {escape(str(exc))}")
+        await services.tell(channel, user_id, f":no_entry_sign: {refusal_text(exc)}")
         return
     except TemporalUnavailable as exc:
         await services.tell(
             channel, user_id, f":warning: Temporal is unreachable: {escape(str(exc))}"
         )
         return
-    await services.tell(channel, user_id, decision_ack(approved, message))
+    if message is not None:
+        await services.tell(channel, user_id, decision_ack(approved, message))
 
 
-async def _decide_now(
-    services: BotServices, body: dict[str, Any], ref: RunRef, approve: bool
-) -> None:
-    """Signal path: one click decides, as in the original demo."""
-    user = slack_actor(body["user"])
-    channel, _ = _where(body)
-    await _tell_outcome(
-        services, channel, user.id, services.control.decide(user, ref, approve, reason=""), approve
-    )
+async def _decision(
+    services: BotServices, body: dict[str, Any], user: Actor, ref: RunRef, approve: bool
+) -> str | None:
+    """Check the click against the run, then decide at once (a signal run, as in the original
+    demo) or open the reason form (an update run). The form must open within the trigger's 3 s,
+    so the run's state is read once, here, and the form opened right after."""
+    control = services.control
+    origin = interaction_origin(body, on_message=True)
+    status = await control.decision_state(user, ref, approve, origin)
+    if status.approval_channel == ApprovalChannel.SIGNAL:
+        return await control.decide(user, ref, approve, "", origin, status=status)
+    context = DecisionContext(ref, approve, status.workspace)
+    trigger = body.get("trigger_id")
+    try:
+        await services.web.views_open(
+            trigger_id=trigger if isinstance(trigger, str) else "",
+            view=decision_modal(context, services.seal.seal(context, user.id)),
+        )
+    except SlackApiError as exc:
+        log.warning("could not open the decision modal: %s", exc.response.get("error"))
+        raise ActionRefused("no_form", "Slack did not open the form; try again.") from None
+    return None
 
 
 def register(app: AsyncApp, services: BotServices) -> None:
-    async def decision(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
+        user = slack_actor(body.get("user"))
+        channel, _ = where(body)
+        action_id = action.get("action_id")
         try:
             ref = RunRef.decode(action.get("value"))
         except ValueError:
-            log.warning("a decision button without a run reference: %r", action.get("value"))
+            log.warning(
+                "%s: a button without a run reference: %.200r", action_id, action.get("value")
+            )
+            ref = None
+        if user is None or ref is None:
+            if user is None:
+                log.warning("%s: a click without a well-formed user; ignored", action_id)
+            elif channel:
+                await services.tell(channel, user.id, ":no_entry_sign: This button is not a run's.")
             return
-        approve = action["action_id"] == APPROVE
-        try:
-            if ref.by_signal:
-                await _decide_now(services, body, ref, approve)
-            else:
-                await _open_decision_modal(services, body, ref, approve)
-        except Exception:
-            log.exception("%s on %s failed", action["action_id"], ref.workflow_id)
-            channel, _ = _where(body)
-            await services.tell(channel, body["user"]["id"], _SOMETHING_WENT_WRONG)
-
-    async def control(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        user = slack_actor(body["user"])
-        channel, _ = _where(body)
-        try:
-            ref = RunRef.decode(action.get("value"))
-        except ValueError:
-            log.warning("a run button without a run reference: %r", action.get("value"))
-            return
-        if action["action_id"] == REPLAN:
-            step = services.control.replan(user, ref)
-        elif action["action_id"] == DESTROY_NOW:
-            step = services.control.destroy_now(user, ref)
+        control = services.control
+        origin = interaction_origin(body, on_message=True)
+        approve = action_id == APPROVE
+        if action_id in (APPROVE, DENY):
+            step = _decision(services, body, user, ref, approve)
+        elif action_id == REPLAN:
+            step = control.replan(user, ref, origin)
+        elif action_id == DESTROY_NOW:
+            step = control.destroy_now(user, ref, origin)
         else:
-            step = services.control.extend_ttl(user, ref, EXTEND_SECONDS)
+            step = control.extend_ttl(user, ref, EXTEND_SECONDS, origin)
         try:
-            await _tell_outcome(services, channel, user.id, step)
+            await _tell_outcome(services, channel, user.id, step, approve)
         except Exception:
-            log.exception("%s on %s failed", action["action_id"], ref.workflow_id)
+            log.exception("%s on %s failed", action_id, ref.workflow_id)
             await services.tell(channel, user.id, _SOMETHING_WENT_WRONG)
 
-    app.action(APPROVE)(decision)
-    app.action(DENY)(decision)
-    app.action(REPLAN)(control)
-    app.action(DESTROY_NOW)(control)
-    app.action(EXTEND_TTL)(control)
+    for action_id in (APPROVE, DENY, REPLAN, DESTROY_NOW, EXTEND_TTL):
+        app.action(action_id)(on_click)

@@ -11,6 +11,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import (
+    clip,
     decision_ack,
     escape,
     render_help,
@@ -18,10 +19,13 @@ from bot.blocks import (
     render_run_message,
     render_start_failure,
 )
-from bot.grammar import HELP, Command, GrammarError, parse_text
+from bot.grammar import Command, GrammarError, help_text, parse_text
+from bot.listeners import command_actor, command_origin
 from bot.operations import RunRefused, TemporalUnavailable
-from bot.run_control import ActionRefused
+from bot.run_control import ActionRefused, refusal_text
 from bot.services import BotServices
+from stacks.model import Stack
+from stacks.registry import Stacks
 from stacks.requests import (
     RequestError,
     RunOptions,
@@ -65,13 +69,20 @@ def _options(services: BotServices, command: Command, user: Actor, scenario: str
         requester=user,
         allow_self_approval=config.allow_self_approval,
         ui_url=config.ui_url,
+        variables=dict(command.variables),
+        owners=tuple(command.owners),
+        # The global approvers, for stacks that name none of their own; the workflow holds
+        # every Slack decision to them.
+        approvers=tuple(config.approvers) or None,
+        plan_only=command.plan_only,
+        stacks=config.stacks,
     )
 
 
 def _request_for(
     services: BotServices, command: Command, user: Actor
 ) -> ProvisionRequest | DeprovisionRequest:
-    if command.verb == "run":
+    if command.verb in ("run", "plan"):
         return build_request(_options(services, command, user, command.scenario or ""))
     if command.target:
         workspace = workspace_of(command.target)
@@ -136,8 +147,9 @@ async def _post_and_start(
             await respond(text=f":no_entry_sign: Slack refused the run message ({error}).")
         return
     message = SlackMessageRef(channel=posted["channel"], ts=posted["ts"])
+    update = {"slack": message, "front_door_key": services.front_door_key}
     try:
-        started = await services.operations.start(request.model_copy(update={"slack": message}))
+        started = await services.operations.start(request.model_copy(update=update))
     except (RunRefused, TemporalUnavailable) as exc:
         reason = str(exc)
         log.info("run of %s not started: %s", request.workspace, reason)
@@ -155,15 +167,58 @@ async def _post_and_start(
     )
 
 
+def render_stacks(stacks: Stacks) -> str:
+    """`/provision stacks`: what a user can run here, and what each run may set."""
+    lines = ["*Stacks* (`/provision <stack> [--var NAME=VALUE]…`)"]
+    for stack in stacks:
+        if stack.name == "destroy":
+            continue
+        lines.append(_stack_line(stack))
+    return clip("\n".join(lines), 3000)
+
+
+def _stack_line(stack: Stack) -> str:
+    line = f"• `{stack.name}` {escape(stack.description)}"
+    for name, spec in stack.inputs.items():
+        default = "required" if spec.required else f"default {spec.default}"
+        line += f"\n    `--var {escape(name)}=…` {escape(spec.allowed())} ({escape(default)})"
+    if stack.permissions.run is not None:
+        line += "\n    run by: " + ", ".join(_mention_id(i) for i in stack.permissions.run)
+    return line
+
+
+def _mention_id(slack_id: str) -> str:
+    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+
+
 async def _dispatch(
-    services: BotServices, command: Command, user: Actor, channel: str, respond: AsyncRespond
+    services: BotServices,
+    command: Command,
+    user: Actor,
+    body: dict[str, Any],
+    respond: AsyncRespond,
 ) -> None:
+    channel = body.get("channel_id") if isinstance(body.get("channel_id"), str) else ""
     control = services.control
-    if command.verb in ("run", "destroy"):
+    origin = command_origin(body)
+    control.check_sender(origin)
+    if command.verb in ("run", "plan", "destroy"):
         request = _request_for(services, command, user)
-        if command.verb == "destroy":
-            await control.authorize_destroy(user, request.workspace)
-        await _post_and_start(services, request, user, channel, respond)
+        # A stack that destroys (the original demo's `destroy` scenario) is a destroy too.
+        if isinstance(request, DeprovisionRequest):
+            await control.authorize_destroy(user, request.workspace, origin)
+            stack = None
+        else:
+            stack = services.config.stacks.get(request.scenario)
+            refusal = await control.access.run_refusal(user.id, stack.permissions.run)
+            if refusal:
+                raise ActionRefused(refusal.reason, refusal.message, markup=True)
+        target = stack.channel if stack is not None and stack.channel else channel
+        if target != channel:
+            await respond(text=f"The run message of stack {stack.name} goes to <#{target}>.")
+        await _post_and_start(services, request, user, target, respond)
+    elif command.verb == "stacks":
+        await respond(text=render_stacks(services.config.stacks))
     elif command.verb == "status":
         status = await services.operations.status(command.target or "")
         text, blocks = render_run_message(
@@ -176,40 +231,50 @@ async def _dispatch(
         await respond(text=text, blocks=blocks)
     elif command.verb in ("approve", "deny"):
         message = await control.decide_on_target(
-            user, command.target or "", command.verb == "approve", command.reason or ""
+            user, command.target or "", command.verb == "approve", command.reason or "", origin
         )
         await respond(text=decision_ack(command.verb == "approve", message))
     elif command.verb == "replan":
-        await respond(text=escape(await control.replan_target(user, command.target or "")))
+        await respond(text=escape(await control.replan_target(user, command.target or "", origin)))
     else:
-        await respond(text=render_help(f"`{command.verb}` is not available in Slack", HELP))
+        await respond(
+            text=render_help(
+                f"`{command.verb}` is not available in Slack", help_text(services.config.stacks)
+            )
+        )
 
 
 def register(app: AsyncApp, services: BotServices) -> None:
     metrics = services.metrics
 
+    stacks = services.config.stacks
+    usage = help_text(stacks)
+
     @app.command(COMMAND)
     async def on_provision(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        text = body.get("text")
         try:
-            command = parse_text(body.get("text") or "")
+            command = parse_text(text if isinstance(text, str) else "", stacks.names())
         except GrammarError as exc:
             metrics.commands.labels("invalid").inc()
-            await ack(text=render_help(str(exc), HELP))
+            await ack(text=render_help(str(exc), usage))
             return
         metrics.commands.labels(command.verb).inc()
         if command.verb == "help":
-            await ack(text=render_help(None, HELP))
+            await ack(text=render_help(None, usage))
+            return
+        user = command_actor(body)
+        if user is None:
+            log.warning("/provision without a well-formed user_id; ignored")
+            await ack(text=":no_entry_sign: This command names no Slack user.")
             return
         await ack()
-        user = Actor(
-            id=body["user_id"], name=body.get("user_name") or body["user_id"], kind="slack"
-        )
         try:
-            await _dispatch(services, command, user, body["channel_id"], respond)
+            await _dispatch(services, command, user, body, respond)
         except RequestError as exc:
-            await respond(text=render_help(str(exc), HELP))
+            await respond(text=render_help(str(exc), usage))
         except (ActionRefused, RunRefused) as exc:
-            await respond(text=f":no_entry_sign: {escape(str(exc))}")
+            await respond(text=f":no_entry_sign: {refusal_text(exc)}")
         except TemporalUnavailable as exc:
             await respond(
                 text=f":warning: Temporal is unreachable, try again shortly: {escape(str(exc))}"

@@ -91,7 +91,8 @@ class LocalSlack:
         channels: Sequence[str] = ("infra",),
         usergroups: dict[str, list[str]] | None = None,
         bot_token: str = "xoxb-local",
-        app_token: str = "xapp-local",
+        # Shaped like Slack's (xapp-1-<app id>-…), so the bot learns its app id from it.
+        app_token: str = "xapp-1-A0LOCAL-1-local",
         command: str = "/provision",
         ack_timeout: float = 3.0,
         trigger_ttl: float = 3.0,
@@ -421,6 +422,23 @@ class LocalSlack:
         timeout: float | None = None,
     ) -> Ack:
         """Click a button on a message (or on an ephemeral message the user sees)."""
+        payload = self.button_payload(
+            user_id, channel, message_ts, action_id, value, block_id=block_id
+        )
+        return await self.deliver("interactive", payload, timeout=timeout)
+
+    def button_payload(
+        self,
+        user_id: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        value: str | None = None,
+        *,
+        block_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The block_actions payload a click would send, without sending it: tests edit it
+        the way a forging client could and `deliver` it."""
         ws = self.workspace
         target = ws.channel(channel)
         if user_id not in target.members:
@@ -451,7 +469,7 @@ class LocalSlack:
         }
         if thread_ts:
             container["thread_ts"] = thread_ts
-        payload = block_actions_payload(
+        return block_actions_payload(
             ws,
             user_id=user_id,
             action=button_action(block, element),
@@ -462,8 +480,19 @@ class LocalSlack:
             message=rendered,
             response_url=response_url,
         )
+
+    async def deliver(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool = False,
+        timeout: float | None = None,
+    ) -> Ack:
+        """Send any payload to the app over Socket Mode, as is (`interactive`,
+        `slash_commands`, `events_api`): what a forging client, or Slack itself, could send."""
         return await self._request(
-            "interactive", payload, accepts_response_payload=False, timeout=timeout
+            kind, payload, accepts_response_payload=accepts_response_payload, timeout=timeout
         )
 
     def _visible_view(self, user_id: str, view_id: str) -> ViewRecord:
@@ -515,6 +544,18 @@ class LocalSlack:
         option value for selects); a dict with "type" is used as the state as is. Raises
         InputRejected, without contacting the app, where Slack's client would refuse.
         """
+        record = self._visible_view(user_id, view_id)
+        payload = self.submission_payload(user_id, view_id, values)
+        ack = await self._request(
+            "interactive", payload, accepts_response_payload=True, timeout=timeout
+        )
+        return self._apply_view_response(record, ack)
+
+    def submission_payload(
+        self, user_id: str, view_id: str, values: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The view_submission payload pressing submit would send, without sending it (see
+        `button_payload`)."""
         ws = self.workspace
         record = self._visible_view(user_id, view_id)
         blocks = record.view["blocks"]
@@ -523,13 +564,9 @@ class LocalSlack:
         if problems:
             raise InputRejected(problems)
         ws.set_view_state(record, state)
-        payload = view_submission_payload(
+        return view_submission_payload(
             ws, user_id=user_id, view=ws.render_view(record), trigger_id=ws.issue_trigger(user_id)
         )
-        ack = await self._request(
-            "interactive", payload, accepts_response_payload=True, timeout=timeout
-        )
-        return self._apply_view_response(record, ack)
 
     def _apply_view_response(self, record: ViewRecord, ack: Ack) -> ViewSubmissionResult:
         ws = self.workspace
