@@ -3,7 +3,7 @@ exposes only what belongs to the bot on the bot's /metrics."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Slack gives an app 3 s to acknowledge; the interesting part is well below that.
@@ -39,6 +39,11 @@ class BotMetrics:
             "provision_bot_refused_actions",
             "Actions the bot refused before anything reached the workflow, by reason",
             ["reason"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "provision_bot_actions_in_flight",
+            "Commands, clicks and form submissions being handled (acknowledged, not yet answered)",
             registry=self.registry,
         )
         self.slack_api_errors = Counter(

@@ -35,6 +35,9 @@ from workflows.models import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# As the workflow's validator (workflows/decisions.py MAX_REASON_LENGTH) and the form allow.
+REASON_MAX_LENGTH = 2000
+
 # How many runs' decisions the bot remembers; only the last few minutes matter (double clicks).
 LEDGER_SIZE = 1000
 
@@ -227,6 +230,16 @@ class RunControl:
         kind = "approve" if approve else "deny"
         if status is None:
             status = await self.decision_state(user, ref, approve, origin)
+        by_signal = status.approval_channel == ApprovalChannel.SIGNAL
+        # The update path's reason rules, checked before sending (the workflow checks again).
+        if not by_signal and approve and not reason.strip():
+            self._refuse(ActionRefused("no_reason", "A reason is required to approve."))
+        if len(reason) > REASON_MAX_LENGTH:
+            self._refuse(
+                ActionRefused(
+                    "reason_too_long", f"The reason is longer than {REASON_MAX_LENGTH} characters."
+                )
+            )
         async with self._lock(ref):
             self._check_sent(ref, user, status.required_approvals)
             groups = await self.access.verified_groups(user.id, status)
@@ -240,7 +253,6 @@ class RunControl:
             )
             if self.signer is not None:
                 decision = self.signer.sign(ref.workflow_id, status.run_id, decision)
-            by_signal = status.approval_channel == ApprovalChannel.SIGNAL
             outcome = await self._send(
                 kind,
                 self.operations.decide(ref.workflow_id, ref.run_id, decision, by_signal=by_signal),

@@ -14,7 +14,6 @@ import json
 import logging
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bot.app import BotHandle
@@ -28,9 +27,10 @@ from tests.support.slack_e2e import (
     CAROL,
     INFRA,
     ephemeral_saying,
-    history_events,
     message_saying,
+    reached,
     run_message,
+    sent,
     shown,
 )
 from workflows.contracts import (
@@ -42,35 +42,12 @@ from workflows.models import ApplyDecision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("slack_stays_valid")]
 
-# Events that mean something reached the workflow from outside.
-_REACHED = {
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
-}
-
 
 async def awaiting_run(slack: LocalSlack, user: str, text: str, workspace: str) -> str:
     await slack.slash_command(user, text)
     ts = await run_message(slack, workspace)
     await message_saying(slack, ts, "awaiting approval")
     return ts
-
-
-async def reached(temporal: Client, workflow_id: str) -> list:
-    state = await temporal.get_workflow_handle(workflow_id).query(QUERY_STATE)
-    events = await history_events(temporal, workflow_id, state["run_id"])
-    return [e for e in events if e in _REACHED]
-
-
-def sent(bot: BotHandle) -> float:
-    """Decisions, replans and TTL changes the bot sent (accepted or refused by the workflow)."""
-    total = 0.0
-    for metric in bot.metrics.decisions.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total") and sample.labels.get("outcome") != "error":
-                total += sample.value
-    return total
 
 
 async def refused(slack: LocalSlack, ack_call, user: str, needle: str) -> None:

@@ -85,39 +85,45 @@ async def _decision(
 
 def register(app: AsyncApp, services: BotServices) -> None:
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        user = slack_actor(body.get("user"))
-        channel, _ = where(body)
-        action_id = action.get("action_id")
-        try:
-            ref = RunRef.decode(action.get("value"))
-        except ValueError:
-            log.warning(
-                "%s: a button without a run reference: %.200r", action_id, action.get("value")
-            )
-            ref = None
-        if user is None or ref is None:
-            if user is None:
-                log.warning("%s: a click without a well-formed user; ignored", action_id)
-            elif channel:
-                await services.tell(channel, user.id, ":no_entry_sign: This button is not a run's.")
-            return
-        control = services.control
-        origin = interaction_origin(body, on_message=True)
-        approve = action_id == APPROVE
-        if action_id in (APPROVE, DENY):
-            step = _decision(services, body, user, ref, approve)
-        elif action_id == REPLAN:
-            step = control.replan(user, ref, origin)
-        elif action_id == DESTROY_NOW:
-            step = control.destroy_now(user, ref, origin)
-        else:
-            step = control.extend_ttl(user, ref, EXTEND_SECONDS, origin)
-        try:
-            await _tell_outcome(services, channel, user.id, step, approve)
-        except Exception:
-            log.exception("%s on %s failed", action_id, ref.workflow_id)
-            await services.tell(channel, user.id, _SOMETHING_WENT_WRONG)
+        # Counted from before the ack: once Slack has the ack, the click shows as in flight.
+        with services.metrics.in_flight.track_inprogress():
+            await _on_click(services, ack, body, action)
 
     for action_id in (APPROVE, DENY, REPLAN, DESTROY_NOW, EXTEND_TTL):
         app.action(action_id)(on_click)
+
+
+async def _on_click(
+    services: BotServices, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
+) -> None:
+    await ack()
+    user = slack_actor(body.get("user"))
+    channel, _ = where(body)
+    action_id = action.get("action_id")
+    try:
+        ref = RunRef.decode(action.get("value"))
+    except ValueError:
+        log.warning("%s: a button without a run reference: %.200r", action_id, action.get("value"))
+        ref = None
+    if user is None or ref is None:
+        if user is None:
+            log.warning("%s: a click without a well-formed user; ignored", action_id)
+        elif channel:
+            await services.tell(channel, user.id, ":no_entry_sign: This button is not a run's.")
+        return
+    control = services.control
+    origin = interaction_origin(body, on_message=True)
+    approve = action_id == APPROVE
+    if action_id in (APPROVE, DENY):
+        step = _decision(services, body, user, ref, approve)
+    elif action_id == REPLAN:
+        step = control.replan(user, ref, origin)
+    elif action_id == DESTROY_NOW:
+        step = control.destroy_now(user, ref, origin)
+    else:
+        step = control.extend_ttl(user, ref, EXTEND_SECONDS, origin)
+    try:
+        await _tell_outcome(services, channel, user.id, step, approve)
+    except Exception:
+        log.exception("%s on %s failed", action_id, ref.workflow_id)
+        await services.tell(channel, user.id, _SOMETHING_WENT_WRONG)

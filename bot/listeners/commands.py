@@ -252,34 +252,60 @@ def register(app: AsyncApp, services: BotServices) -> None:
 
     @app.command(COMMAND)
     async def on_provision(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        text = body.get("text")
-        try:
-            command = parse_text(text if isinstance(text, str) else "", stacks.names())
-        except GrammarError as exc:
-            metrics.commands.labels("invalid").inc()
-            await ack(text=render_help(str(exc), usage))
-            return
-        metrics.commands.labels(command.verb).inc()
-        if command.verb == "help":
-            await ack(text=render_help(None, usage))
-            return
-        user = command_actor(body)
-        if user is None:
-            log.warning("/provision without a well-formed user_id; ignored")
-            await ack(text=":no_entry_sign: This command names no Slack user.")
-            return
-        await ack()
-        try:
-            await _dispatch(services, command, user, body, respond)
-        except RequestError as exc:
-            await respond(text=render_help(str(exc), usage))
-        except (ActionRefused, RunRefused) as exc:
-            await respond(text=f":no_entry_sign: {refusal_text(exc)}")
-        except TemporalUnavailable as exc:
-            await respond(
-                text=f":warning: Temporal is unreachable, try again shortly: {escape(str(exc))}"
-            )
-        except Exception:
-            # The user must hear something; the details are for the operator's log.
-            log.exception("/provision %s failed", command.verb)
-            await respond(text=":warning: Something went wrong handling that; it is logged.")
+        # Counted from before the ack: once Slack has the ack, the command shows as in flight.
+        with metrics.in_flight.track_inprogress():
+            await _on_command(services, ack, body, respond, usage)
+
+
+async def _on_command(
+    services: BotServices,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    usage: str,
+) -> None:
+    metrics = services.metrics
+    stacks = services.config.stacks
+    text = body.get("text")
+    try:
+        command = parse_text(text if isinstance(text, str) else "", stacks.names())
+    except GrammarError as exc:
+        metrics.commands.labels("invalid").inc()
+        await ack(text=render_help(str(exc), usage))
+        return
+    metrics.commands.labels(command.verb).inc()
+    if command.verb == "help":
+        await ack(text=render_help(None, usage))
+        return
+    user = command_actor(body)
+    if user is None:
+        log.warning("/provision without a well-formed user_id; ignored")
+        await ack(text=":no_entry_sign: This command names no Slack user.")
+        return
+    await ack()
+    await _handle(services, command, user, body, respond, usage)
+
+
+async def _handle(
+    services: BotServices,
+    command: Command,
+    user: Actor,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    usage: str,
+) -> None:
+    """Act on a parsed command and answer it; whatever goes wrong, the user hears something."""
+    try:
+        await _dispatch(services, command, user, body, respond)
+    except RequestError as exc:
+        await respond(text=render_help(str(exc), usage))
+    except (ActionRefused, RunRefused) as exc:
+        await respond(text=f":no_entry_sign: {refusal_text(exc)}")
+    except TemporalUnavailable as exc:
+        await respond(
+            text=f":warning: Temporal is unreachable, try again shortly: {escape(str(exc))}"
+        )
+    except Exception:
+        # The user must hear something; the details are for the operator's log.
+        log.exception("/provision %s failed", command.verb)
+        await respond(text=":warning: Something went wrong handling that; it is logged.")

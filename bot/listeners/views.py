@@ -31,56 +31,62 @@ INLINE_ERROR_LIMIT = 300
 def register(app: AsyncApp, services: BotServices) -> None:
     @app.view(DECISION_CALLBACK)
     async def on_decision(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = slack_actor(body.get("user"))
-        metadata = view.get("private_metadata")
-        try:
-            if user is None:
-                raise ValueError("a submission without a well-formed user")
-            ref, approve = services.seal.open(
-                metadata if isinstance(metadata, str) else "", user.id
-            )
-        except ValueError as exc:
-            log.warning("decision form refused: %s", exc)
-            await ack(response_action="errors", errors={REASON_BLOCK: "This form is out of date."})
-            return
-        origin = interaction_origin(body, on_message=False)
-        decided = asyncio.ensure_future(
-            services.control.decide(user, ref, approve, submitted_reason(view), origin)
+        # Counted from before the ack: once Slack has the ack, the form shows as in flight.
+        with services.metrics.in_flight.track_inprogress():
+            await _on_decision(services, ack, body, view)
+
+
+async def _on_decision(
+    services: BotServices, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+) -> None:
+    user = slack_actor(body.get("user"))
+    metadata = view.get("private_metadata")
+    try:
+        if user is None:
+            raise ValueError("a submission without a well-formed user")
+        ref, approve = services.seal.open(metadata if isinstance(metadata, str) else "", user.id)
+    except ValueError as exc:
+        log.warning("decision form refused: %s", exc)
+        await ack(response_action="errors", errors={REASON_BLOCK: "This form is out of date."})
+        return
+    origin = interaction_origin(body, on_message=False)
+    decided = asyncio.ensure_future(
+        services.control.decide(user, ref, approve, submitted_reason(view), origin)
+    )
+    done, _ = await asyncio.wait({decided}, timeout=ACK_BUDGET_SECONDS)
+    if not done:
+        await ack(
+            response_action="update",
+            view=notice_modal(
+                "Decision on its way",
+                "Temporal is slow to answer; you will get a message when it has.",
+            ),
         )
-        done, _ = await asyncio.wait({decided}, timeout=ACK_BUDGET_SECONDS)
-        if not done:
-            await ack(
-                response_action="update",
-                view=notice_modal(
-                    "Decision on its way",
-                    "Temporal is slow to answer; you will get a message when it has.",
-                ),
-            )
-            await _report_late(services, ref, approve, user.id, decided)
-            return
-        try:
-            message = decided.result()
-        except (ActionRefused, RunRefused) as exc:
-            await ack(
-                response_action="errors",
-                errors={REASON_BLOCK: clip(str(exc), INLINE_ERROR_LIMIT)},
-            )
-            return
-        except TemporalUnavailable:
-            await ack(
-                response_action="errors",
-                errors={REASON_BLOCK: "Temporal is unreachable right now; try again shortly."},
-            )
-            return
-        except Exception:
-            log.exception("decision of %s by %s failed", ref.workflow_id, user.id)
-            await ack(
-                response_action="errors",
-                errors={REASON_BLOCK: "Something went wrong sending this; it is logged."},
-            )
-            return
-        await ack()
-        await _tell(services, ref, user.id, decision_ack(approve, message))
+        await _report_late(services, ref, approve, user.id, decided)
+        return
+    try:
+        message = decided.result()
+    except (ActionRefused, RunRefused) as exc:
+        await ack(
+            response_action="errors",
+            errors={REASON_BLOCK: clip(str(exc), INLINE_ERROR_LIMIT)},
+        )
+        return
+    except TemporalUnavailable:
+        await ack(
+            response_action="errors",
+            errors={REASON_BLOCK: "Temporal is unreachable right now; try again shortly."},
+        )
+        return
+    except Exception:
+        log.exception("decision of %s by %s failed", ref.workflow_id, user.id)
+        await ack(
+            response_action="errors",
+            errors={REASON_BLOCK: "Something went wrong sending this; it is logged."},
+        )
+        return
+    await ack()
+    await _tell(services, ref, user.id, decision_ack(approve, message))
 
 
 async def _tell(services: BotServices, ref: RunRef, user_id: str, text: str) -> None:

@@ -172,3 +172,27 @@ async def history_events(
 
 async def namespace_exists(stack: Stack, name: str) -> bool:
     return await stack.namespace_exists(name)
+
+
+# Events that mean something reached the workflow from outside.
+_REACHED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
+}
+
+
+async def reached(temporal: Client, workflow_id: str) -> list:
+    state = await temporal.get_workflow_handle(workflow_id).query("get_state")
+    events = await history_events(temporal, workflow_id, state["run_id"])
+    return [e for e in events if e in _REACHED]
+
+
+def sent(bot: BotHandle) -> float:
+    """Decisions, replans and TTL changes the bot sent (accepted or refused by the workflow)."""
+    total = 0.0
+    for metric in bot.metrics.decisions.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels.get("outcome") != "error":
+                total += sample.value
+    return total
