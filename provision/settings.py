@@ -177,6 +177,13 @@ class Settings(BaseSettings):
         "127.0.0.1:9000", validation_alias=_env("PROVISION_WORKER_METRICS_ADDRESS")
     )
 
+    @field_validator("approval_timeout")
+    @classmethod
+    def _approval_timeout(cls, v: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= v <= timedelta(days=365):
+            raise ValueError("must be between 1 second and 365 days")
+        return v
+
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, v: str) -> str:

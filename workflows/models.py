@@ -28,6 +28,10 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 WORKSPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
+# The longest any run waits for anything (an approval, a TTL): a year.
+MAX_WAIT_SECONDS = 365 * 24 * 3600
+
+
 class RunState(StrEnum):
     """Every state a run goes through; `provisionStatus` holds the value."""
 
@@ -151,7 +155,8 @@ class _RunRequest(BaseModel):
     approval_channel: ApprovalChannel = ApprovalChannel.UPDATE
     required_approvals: int = Field(default=1, ge=1, le=10)
     allow_self_approval: bool = False
-    approval_timeout_seconds: int = Field(default=24 * 3600, ge=1)
+    # Bounded so that no deadline the workflow computes from them can overflow (issue 13.3).
+    approval_timeout_seconds: int = Field(default=24 * 3600, ge=1, le=MAX_WAIT_SECONDS)
     pace_seconds: float = Field(default=0.0, ge=0, le=600)
     requester: Actor = OPERATOR
     slack: SlackMessageRef | None = None
@@ -194,7 +199,7 @@ class ProvisionRequest(_RunRequest):
     scenario: str
     tf_directory: str
     variables: dict[str, TfValue] = Field(default_factory=dict)
-    ttl_seconds: int | None = Field(default=None, ge=1)
+    ttl_seconds: int | None = Field(default=None, ge=1, le=MAX_WAIT_SECONDS)
     faults: Faults = Field(default_factory=Faults)
     # The `--var` values as the stack typed them (also inside `variables`).
     inputs: dict[str, TfValue] = Field(default_factory=dict)
