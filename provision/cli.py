@@ -552,6 +552,15 @@ def _server_main(argv: Sequence[str]) -> int:
         parser.add_argument("switch", choices=["recoverable-failure"])
     args = parser.parse_args(argv[1:])
     settings = load_settings()
+    if argv[0] in ("worker", "bot", "dev"):
+        # The stacks file is checked before anything connects: a bad one stops the process
+        # with every error and its line, as `provision stacks check` prints them.
+        try:
+            load_stacks(settings.stacks_file)
+        except StacksFileError as exc:
+            for line in exc.errors:
+                _err(line)
+            return EXIT_USAGE
     if argv[0] == "worker":
         from provision.dev import run_worker_main
 

@@ -4,6 +4,7 @@ that reads it, the CLI with `--var`, real terraform, and a git source from a loc
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 import uuid
@@ -14,7 +15,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Stack, wait_until
+from tests.conftest import VENV_BIN, Stack, run_process, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -212,3 +213,67 @@ async def test_stacks_check_prints_every_error_with_its_line(team: Stack, tmp_pa
     assert any(f"{broken}:4: stacks.b.source: is required" in line for line in lines)
     ok = await team.run("stacks", "check")
     assert ok.returncode == 0 and "ok, 11 stacks" in ok.stdout
+
+
+# -- the README's example ---------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "stacks.yaml"
+
+
+def test_the_readme_shows_the_example_file_as_it_is() -> None:
+    readme = (EXAMPLE.parent.parent / "README.md").read_text()
+    assert f"```yaml\n{EXAMPLE.read_text()}```" in readme
+
+
+async def test_a_bad_stacks_file_stops_the_worker_before_it_connects(tmp_path: Path) -> None:
+    bad = tmp_path / "stacks.yaml"
+    bad.write_text("stacks:\n  web:\n    source: ./web\n    approvals: 99\n")
+    result = await run_process(
+        [str(VENV_BIN / "provision"), "worker"],
+        env={**os.environ, "PROVISION_STACKS_FILE": str(bad), "TEMPORAL_ADDRESS": "127.0.0.1:1"},
+        timeout=60,
+    )
+    assert result.returncode == 2, result
+    assert f"{bad}:4: stacks.web.approvals" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest_asyncio.fixture(scope="module")
+async def example(temporal_env: WorkflowEnvironment, tmp_path_factory) -> AsyncIterator[Stack]:
+    address = temporal_env.client.service_client.config.target_host
+    stack = Stack(address, tmp_path_factory.mktemp("example-data"), f"tq-{uuid.uuid4()}")
+    stack.env["PROVISION_STACKS_FILE"] = str(EXAMPLE)
+    await stack.start_worker()
+    try:
+        yield stack
+    finally:
+        await stack.stop_worker()
+
+
+async def test_the_example_stack_plans_applies_and_destroys(example: Stack) -> None:
+    checked = await example.run("stacks", "check")
+    assert checked.returncode == 0, checked
+    run = await example.run(
+        "plan", "servers", "--var", "size=3", "--var", "environment=staging",
+        "--prefix", "demo", "--json",
+    )  # fmt: skip
+    assert run.returncode == 0, run
+
+    async def waiting() -> bool:
+        status = await example.run("status", "demo-servers", "--json")
+        return status.returncode == 0 and status.json()["status"] == "awaiting_approval"
+
+    await wait_until(waiting, timeout=120, what="the plan to wait for Apply")
+    approved = await example.run("approve", "provision-demo-servers", "--reason", "looks right")
+    assert approved.returncode == 0, approved
+
+    async def applied() -> dict | None:
+        status = (await example.run("status", "demo-servers", "--json")).json()
+        return status if status["status"] == "applied" else None
+
+    status = await wait_until(applied, timeout=120, what="applied")
+    assert status["outputs"]["servers"] == ["demo-servers-0", "demo-servers-1", "demo-servers-2"]
+    refused = await example.run("run", "servers", "--var", "environment=qa", "--prefix", "demo")
+    assert refused.returncode == 2 and "environment" in refused.stderr
+    destroyed = await example.run("destroy", "demo-servers", "--wait", "--json")
+    assert destroyed.returncode == 0, destroyed
+    assert destroyed.json()["status"] == "destroyed"
