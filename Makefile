@@ -30,7 +30,7 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		chromium fonts-noto-color-emoji )
 
-# promtool checks metrics/prometheus.yml (tests/test_metrics.py). When it is missing it is taken
+# promtool checks metrics/prometheus.yml (tests/e2e/test_metrics.py). When it is missing it is taken
 # from Debian's prometheus package and unpacked into the venv (about 3 s, plus `apt-get update`
 # when apt has no package lists yet). Installing the package would also start a Prometheus
 # service on :9090 on hosts with systemd, the port the metrics compose file publishes.
@@ -38,17 +38,17 @@ promtool: $(STAMP)
 	@command -v promtool >/dev/null || test -x $(BIN)/promtool || { \
 	  if ! command -v apt-get >/dev/null; then \
 	    echo "make: promtool is missing and there is no apt-get: install Prometheus's promtool" \
-	      "(tests/test_metrics.py checks metrics/prometheus.yml with it)" >&2; exit 0; fi; \
+	      "(tests/e2e/test_metrics.py checks metrics/prometheus.yml with it)" >&2; exit 0; fi; \
 	  echo "make: fetching promtool from Debian's prometheus package into $(BIN)"; \
 	  tmp=$$(mktemp -d); \
 	  ( cd $$tmp && { apt-get download -qq prometheus 2>/dev/null \
 	    || { apt-get update -qq && apt-get download -qq prometheus; }; } ) \
 	  && dpkg-deb --fsys-tarfile $$tmp/prometheus_*.deb | tar -xO ./usr/bin/promtool > $$tmp/promtool \
 	  && chmod 755 $$tmp/promtool && mv $$tmp/promtool $(BIN)/promtool \
-	  || echo "make: could not fetch promtool; tests/test_metrics.py will say what is missing" >&2; \
+	  || echo "make: could not fetch promtool; tests/e2e/test_metrics.py will say what is missing" >&2; \
 	  rm -rf $$tmp; }
 
-# PostgreSQL's initdb and pg_ctl for the shared-state tests (tests/test_shared_state.py) and
+# PostgreSQL's initdb and pg_ctl for the shared-state tests (tests/e2e/test_shared_state.py) and
 # `provision dev --shared`, which start throwaway clusters of their own. As root they are installed
 # from Debian's postgresql package when missing (Debian keeps them in /usr/lib/postgresql/<ver>/bin,
 # which the project searches); elsewhere those tests skip and say how to get them. Debian's
@@ -61,7 +61,7 @@ postgres:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql \
 	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
 	       apt-get install -y -q --no-install-recommends postgresql; } \
-	  || echo "make: could not install postgresql; tests/test_shared_state.py will skip" >&2; }
+	  || echo "make: could not install postgresql; tests/e2e/test_shared_state.py will skip" >&2; }
 
 # lint-imports checks the arrows between the rooms (../shared/DESIGN.md), stated as contracts in
 # pyproject.toml's [tool.importlinter].

@@ -1,7 +1,7 @@
 """Re-record the replay histories from real runs: real worker, real terraform, a fresh dev server.
 
 Usage: `make record-histories` (or `.venv/bin/python tests/histories/record.py`). Commit the
-JSON files it writes next to itself; tests/test_replay.py replays every one of them.
+JSON files it writes next to itself; tests/workflows/test_replay.py replays every one of them.
 """
 
 from __future__ import annotations

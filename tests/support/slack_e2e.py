@@ -19,7 +19,7 @@ from localslack import LocalSlack
 from provision.bot_main import start_bot
 from provision.client import connect
 from provision.settings import Settings
-from tests.conftest import Stack
+from tests.support.processes import Stack
 
 INFRA = "C0INFRA"
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"

@@ -38,11 +38,11 @@ from activities.terraform_process import WRAPPER_NAME, WorkspaceLock
 from activities.workspace_store import ApplyRecord
 from provision.settings import default_terraform_binary
 from provision.toolchain import Toolchain, prepare_toolchain
-from tests.conftest import run_process, temporal_cli_path, wait_until
+from tests.support.processes import run_process, temporal_cli_path, wait_until
 from workflows.models import ApplyInput, ApplyResult, Faults, PlanInput, PlanResult
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
 TF_FIXTURES = FIXTURES_DIR / "tf"
 PLANS_DIR = FIXTURES_DIR / "plans"
 POLICY_DIR = REPO_ROOT / "terraform" / "policies"

@@ -15,9 +15,9 @@ import pytest
 from activities.policy import PolicyError, PolicyEvaluator, PolicySyntaxError
 from workflows.models import PolicyLevel
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_DIR = REPO_ROOT / "terraform" / "policies"
-FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
 PLANS_DIR = FIXTURES_DIR / "plans"
 
 # Loaded by path: tests/ is not a package, and a PyPI distribution is also called `fixtures`.

@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from codec.keys import KeyRing
-from tests.conftest import VENV_BIN, Stack, free_port, payload_texts, wait_until
+from tests.support.processes import VENV_BIN, Stack, free_port, payload_texts, wait_until
 
 pytestmark = pytest.mark.e2e
 

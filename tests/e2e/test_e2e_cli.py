@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from tests.conftest import VENV_BIN, Stack, run_process, wait_until
+from tests.support.processes import VENV_BIN, Stack, run_process, wait_until
 
 pytestmark = pytest.mark.e2e
 

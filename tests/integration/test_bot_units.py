@@ -39,7 +39,7 @@ from workflows.models import (
 
 INFRA = "C0INFRA"
 ALICE, BOB = "U0ALICE", "U0BOB"
-MANIFEST = Path(__file__).resolve().parent.parent / "bot" / "manifest.yaml"
+MANIFEST = Path(__file__).resolve().parents[2] / "bot" / "manifest.yaml"
 
 
 def waiting_status(**changes) -> RunStatus:
@@ -206,7 +206,7 @@ async def test_notify_updates_the_message_and_shares_each_plan_once(slack: Local
 
 
 async def test_notify_gives_up_on_a_gone_channel_and_retries_an_outage(slack: LocalSlack) -> None:
-    # (A gone message is posted again: tests/test_notify.py.)
+    # (A gone message is posted again: tests/integration/test_notify.py.)
     env = ActivityEnvironment()
     gone = waiting_status(slack=SlackMessageRef(channel="C0GONE", ts="1.000001"))
     with pytest.raises(ApplicationError) as raised:

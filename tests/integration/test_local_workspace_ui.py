@@ -19,7 +19,7 @@ from bot.grammar import VERBS
 from localslack import LocalSlack
 from provision.dev_workspace import provision_command_hints, start_local_slack
 from provision.settings import ConfigurationError, Settings, load_settings
-from tests.conftest import free_port
+from tests.support.processes import free_port
 from workflows.scenarios import SCENARIOS
 
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"

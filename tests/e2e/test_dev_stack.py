@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from provision.dev_server import port_open
-from tests.conftest import (
+from tests.support.processes import (
     VENV_BIN,
     Stack,
     free_port,

@@ -31,7 +31,7 @@ from provision.bot_main import start_bot
 from provision.client import connect
 from provision.dev_workspace import provision_command_hints, start_local_slack
 from provision.settings import Settings
-from tests.conftest import REPO_ROOT, Stack
+from tests.support.processes import REPO_ROOT, Stack
 
 playwright_api = pytest.importorskip("playwright.async_api")
 Browser = playwright_api.Browser

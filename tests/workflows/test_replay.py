@@ -15,11 +15,11 @@ from temporalio.worker import Replayer
 
 from codec.converter import build_data_converter
 from codec.keys import KeyRing
-from tests.conftest import payload_parts
 from tests.histories.record import RECORDING_KEY_SPEC
+from tests.support.processes import payload_parts
 from workflows.provision import DeprovisionInfraWorkflow, ProvisionInfraWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 
 
 def test_every_scenario_kind_is_recorded() -> None:

@@ -18,7 +18,7 @@ from codec.converter import build_data_converter
 from provision import cli
 from provision.runs import InvalidText, RunService, effective_status
 from provision.settings import load_settings
-from tests.conftest import VENV_BIN, CompletedRun, Stack, run_process, wait_until
+from tests.support.processes import VENV_BIN, CompletedRun, Stack, run_process, wait_until
 from workflows.models import ApplyDecision, RunState
 
 PROVISION = str(VENV_BIN / "provision")
@@ -277,7 +277,7 @@ async def test_an_update_whose_answer_is_lost_is_confirmed_from_the_run(
 
 
 def test_readme_cli_reference_matches_the_help() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for usage, _, _ in cli.VERB_HELP.values():
         assert f"provision {usage.split(' [')[0].split(' <')[0]}" in readme
 

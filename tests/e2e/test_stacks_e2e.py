@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import VENV_BIN, Stack, run_process, wait_until
+from tests.support.processes import VENV_BIN, Stack, run_process, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -217,7 +217,7 @@ async def test_stacks_check_prints_every_error_with_its_line(team: Stack, tmp_pa
 
 # -- the README's example ---------------------------------------------------------------------
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "stacks.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stacks.yaml"
 
 
 def test_the_readme_shows_the_example_file_as_it_is() -> None:

@@ -20,7 +20,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.notify import SlackNotifier, notifier_web_client, plan_marker
 from bot.blocks import APPROVE
 from localslack import LocalSlack
-from tests.test_bot_units import waiting_status
+from tests.integration.test_bot_units import waiting_status
 from workflows.models import NotifyInput, RunStatus, SlackMessageRef
 from workflows.notifier import RunNotifier
 

@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from bot.app import BotHandle
 from localslack import LocalSlack
-from tests.conftest import Stack, wait_until
+from tests.support.processes import Stack, wait_until
 from tests.support.slack_e2e import CAROL, INFRA, ephemeral_saying, history_events
 from workflows.contracts import SIGNAL_DESTROY_NOW, SIGNAL_EXTEND_TTL
 from workflows.models import RunState

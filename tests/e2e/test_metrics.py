@@ -35,13 +35,13 @@ from temporalio.worker import Replayer, Worker
 from codec.converter import build_data_converter
 from provision.client import build_runtime, connect
 from provision.settings import ConfigurationError, Settings, load_settings
-from tests.conftest import VENV_BIN, Stack, free_port, run_process, wait_until
-from tests.test_workflows import FakeTerraform, request
+from tests.support.processes import VENV_BIN, Stack, free_port, run_process, wait_until
+from tests.workflows.test_workflows import FakeTerraform, request
 from workflows import metrics as names
 from workflows.models import NotifyInput, ProvisionResult, RunState, SlackMessageRef
 from workflows.provision import DeprovisionInfraWorkflow, ProvisionInfraWorkflow
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 METRICS = REPO / "metrics"
 DASHBOARDS = sorted((METRICS / "grafana" / "dashboards").glob("*.json"))
 PROMETHEUS_BUILTINS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}

@@ -1,7 +1,7 @@
 """The workflow retries plan and apply itself, so every attempt and its error show in the run's
 state; retryable errors go on at a capped interval until the approval timeout, not 30 attempts.
 
-Real dev server, fake activities under the real names (as tests/test_workflows.py).
+Real dev server, fake activities under the real names (as tests/workflows/test_workflows.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from tests.test_workflows import FakeTerraform, request, running, start
+from tests.workflows.test_workflows import FakeTerraform, request, running, start
 from workflows.models import (
     ApplyInput,
     ApplyResult,

@@ -27,7 +27,7 @@ from localslack import LocalSlack
 from localslack.interactions import slash_command_payload
 from provision.bot_main import start_bot
 from stacks.registry import BUILTIN
-from tests.conftest import Stack, wait_until
+from tests.support.processes import Stack, wait_until
 from tests.support.slack_e2e import (
     ALICE,
     BOB,

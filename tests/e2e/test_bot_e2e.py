@@ -18,7 +18,7 @@ from bot.app import BotHandle
 from bot.blocks import APPROVE, DENY, DESTROY_NOW, EXTEND_TTL, REPLAN
 from bot.modals import REASON_BLOCK, REASON_INPUT
 from localslack import InputRejected, LocalSlack
-from tests.conftest import VENV_BIN, Stack
+from tests.support.processes import VENV_BIN, Stack
 from tests.support.slack_e2e import (
     ALICE,
     BOB,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import Stack, wait_until
+from tests.support.processes import Stack, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,8 @@ from bot.modals import REASON_BLOCK, REASON_INPUT
 from localslack import LocalSlack
 from provision.bot_main import start_bot
 from provision.client import connect
-from tests.conftest import Stack
+from tests.e2e.test_stacks_e2e import CONFIG
+from tests.support.processes import Stack
 from tests.support.slack_e2e import (
     ALICE,
     BOB,
@@ -36,7 +37,6 @@ from tests.support.slack_e2e import (
     ephemeral_saying,
     shown,
 )
-from tests.test_stacks_e2e import CONFIG
 
 pytestmark = pytest.mark.e2e
 
@@ -175,5 +175,5 @@ async def test_stack_rules_from_slack(
 
 
 def test_stacks_file_is_outside_the_repository(team: Stack) -> None:
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     assert repo not in team.stacks_file.resolve().parents  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Stack
+from tests.support.processes import Stack
 from workflows.models import ProvisionResult, RunState, RunStatus
 
 pytestmark = pytest.mark.e2e

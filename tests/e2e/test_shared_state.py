@@ -35,9 +35,9 @@ from codec.converter import build_data_converter
 from codec.keys import KeyRing
 from provision.settings import ConfigurationError
 from provision.shared_dev import ThrowawayPostgres, postgres_bin_dir
-from tests.conftest import VENV_BIN, Stack, free_port, wait_until
-from tests.test_crash import registered_namespaces
-from tests.test_dev_stack import read_until
+from tests.e2e.test_crash import registered_namespaces
+from tests.e2e.test_dev_stack import read_until
+from tests.support.processes import VENV_BIN, Stack, free_port, wait_until
 from workflows.models import ProvisionResult, RunState, RunStatus
 
 RUNS = 20
