@@ -25,10 +25,8 @@ from activities.workspace_store import FileWorkspaceStore, WorkspaceStore
 from activities.workspaces import FileWorkspaceRecords, WorkspaceRecords
 from stacks.registry import BUILTIN_STACKS
 from workflows import metrics
+from workflows.contracts import APPLY_ACTIVITY, EVALUATE_POLICY_ACTIVITY, PLAN_ACTIVITY
 from workflows.models import (
-    APPLY_ACTIVITY,
-    EVALUATE_POLICY_ACTIVITY,
-    PLAN_ACTIVITY,
     ApplyInput,
     ApplyResult,
     PlanInput,

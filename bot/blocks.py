@@ -60,7 +60,6 @@ DENY = "run_deny"
 REPLAN = "run_replan"
 DESTROY_NOW = "run_destroy_now"
 EXTEND_TTL = "run_extend_ttl"
-RUN_ACTION_IDS = (APPROVE, DENY, REPLAN, DESTROY_NOW, EXTEND_TTL)
 EXTEND_SECONDS = 3600
 ACTIONS_BLOCK_ID = "run_actions"
 

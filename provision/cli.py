@@ -562,7 +562,7 @@ def _server_main(argv: Sequence[str]) -> int:
                 _err(line)
             return EXIT_USAGE
     if argv[0] == "worker":
-        from provision.dev import run_worker_main
+        from provision.worker import run_worker_main
 
         return asyncio.run(run_worker_main(settings))
     if argv[0] == "bot":
@@ -579,7 +579,7 @@ def _server_main(argv: Sequence[str]) -> int:
         return asyncio.run(run_dev(settings))
     if argv[0] == "codec-server":
         from codec.server import InsecureListenError
-        from provision.dev import run_codec_server_main
+        from provision.codec_main import run_codec_server_main
 
         try:
             return asyncio.run(run_codec_server_main(settings, args.host, args.port, args.web))

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 
 from provision import local_stack
 from provision.client import build_runtime, connect
-from provision.codec_main import codec_app_for, run_codec_server_main, ui_origins
+from provision.codec_main import codec_app_for, ui_origins
 from provision.dev_server import DevServer, port_open, split_address
-from provision.executables import command, second_terminal_setup, temporal_cli
+from provision.executables import command, second_terminal_setup
 from provision.search_attributes import ensure_search_attributes
 from provision.settings import ConfigurationError, Settings
 from provision.signals import stop_requested
-from provision.worker import run_worker_main
 from workflows.contracts import QUERY_STATUS, workflow_id_for
 
 if TYPE_CHECKING:
@@ -25,16 +24,6 @@ if TYPE_CHECKING:
 
     # Only provision.dev_workspace imports the local Slack package (an import-linter contract).
     from provision.dev_workspace import LocalSlack
-
-# Other mains and helpers that callers (the CLI, tests, benchmarks) still reach through here.
-__all__ = [
-    "ensure_search_attributes",
-    "port_open",
-    "run_codec_server_main",
-    "run_dev",
-    "run_worker_main",
-    "temporal_cli",
-]
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-# Names other processes rely on live in workflows/contracts.py; import them from there. These three
-# stay importable here only until activities/provisioning.py (being rewritten elsewhere) does so.
-from workflows.contracts import (  # noqa: F401
-    APPLY_ACTIVITY,
-    EVALUATE_POLICY_ACTIVITY,
-    PLAN_ACTIVITY,
-)
-
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Workspace names become folder names and workflow ids: a little longer than a resource name.
