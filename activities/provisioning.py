@@ -201,7 +201,9 @@ class ProvisioningActivities:
                 detail["text"] = "waiting for the workspace"
                 async with self.runner.locked(step.workspace, reap=True):
                     detail["text"] = "planning"
-                    plan_path, document = await self._plan(step, target, source, env_values, scrub)
+                    plan_path, document, text = await self._plan(
+                        step, target, source, env_values, scrub
+                    )
         except TerraformError as exc:
             raise _app_error(exc) from None
         redacted = redact_plan_document(document, scrub, secret_vars)
@@ -212,7 +214,9 @@ class ProvisioningActivities:
             plan_sha256=sha256_file(plan_path),
             tf_directory=target.tf_directory,
             summary=summary,
-            plan_text=scrub(render_plan_text(redacted)),
+            # Terraform's own text, scrubbed of every secret value the worker passed through;
+            # the rendering of the redacted document when terraform said nothing readable.
+            plan_text=scrub(text) if text.strip() else scrub(render_plan_text(redacted)),
             plan_document=redacted,
             source_revision=source.revision if source else None,
         )
@@ -224,7 +228,7 @@ class ProvisioningActivities:
         source: ResolvedSource | None,
         env_values: dict[str, str],
         scrub: Scrubber,
-    ) -> tuple[Path, dict]:
+    ) -> tuple[Path, dict, str]:
         work = self.runner.prepare(
             step.workspace,
             target.tf_directory,
@@ -240,12 +244,14 @@ class ProvisioningActivities:
         plan_path = self.runner.plans_dir(step.workspace) / f"{step.plan_id}.tfplan"
         self.runner.discard_plans(step.workspace)
         with _timed("plan"):
-            document = await self.runner.plan(work, plan_path, env, scrub, destroy=step.destroy)
+            document, text = await self.runner.plan(
+                work, plan_path, env, scrub, destroy=step.destroy
+            )
         if self.plans is not None:
             self.plans.save(
                 step.workspace, step.plan_id, plan_path.read_bytes(), destroy=step.destroy
             )
-        return plan_path, document
+        return plan_path, document, text
 
     @activity.defn(name=EVALUATE_POLICY_ACTIVITY)
     async def evaluate_policy(self, request: PolicyInput) -> PolicyReport:

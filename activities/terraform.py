@@ -365,8 +365,9 @@ class TerraformRunner:
         scrub: Scrubber,
         *,
         destroy: bool = False,
-    ) -> dict:
-        """`plan -out` once, then `show -json` of that file. Returns the raw plan document."""
+    ) -> tuple[dict, str]:
+        """`plan -out` once, then `show -json` of that file. Returns the raw plan document and
+        terraform's own plan text (what every Terraform user reads; not yet scrubbed)."""
         plan_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         args = ["plan", "-input=false", "-no-color", LOCK_TIMEOUT, f"-out={plan_path}"]
         if destroy:
@@ -375,7 +376,7 @@ class TerraformRunner:
         self._raise_for("plan", result, scrub)
         shown = await self.run(["show", "-json", "-no-color", str(plan_path)], cwd=work, env=env)
         self._raise_for("show", shown, scrub)
-        return json.loads(shown.output)
+        return json.loads(shown.output), terraform_plan_text(result.output)
 
     async def apply(
         self,
@@ -486,3 +487,29 @@ def plan_state_identity(plan_path: Path) -> StateIdentity | None:
 
 def tail(text: str, lines: int = 25) -> str:
     return _tail(text, lines)
+
+
+# Where terraform's own account of a plan starts, and where its advice about the saved file begins.
+_PLAN_STARTS = (
+    "Terraform used the selected providers",
+    "Terraform will perform",
+    "No changes.",
+    "Changes to Outputs:",
+)
+_PLAN_ENDS = ("Saved the plan to:", "─────", "Note: You didn't use the -out option")
+TERRAFORM_TEXT_LIMIT = 200_000
+
+
+def terraform_plan_text(output: str, limit: int = TERRAFORM_TEXT_LIMIT) -> str:
+    """Terraform's own plan text from `terraform plan` output: without the refresh lines before
+    it and the note about the saved file after it; bounded (it travels in the run's history)."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(_PLAN_STARTS)), 0)
+    end = next(
+        (i for i, line in enumerate(lines) if i > start and line.startswith(_PLAN_ENDS)),
+        len(lines),
+    )
+    text = "\n".join(lines[start:end]).strip("\n") + "\n"
+    if len(text) > limit:
+        text = text[:limit].rsplit("\n", 1)[0] + "\n… (truncated: the plan is longer)\n"
+    return text
