@@ -233,7 +233,7 @@ class RunControl:
         by_signal = status.approval_channel == ApprovalChannel.SIGNAL
         # The update path's reason rules, checked before sending (the workflow checks again).
         if not by_signal and approve and not reason.strip():
-            self._refuse(ActionRefused("no_reason", "A reason is required to approve."))
+            self._refuse(ActionRefused("no_reason", "a reason is required to approve"))
         if len(reason) > REASON_MAX_LENGTH:
             self._refuse(
                 ActionRefused(
