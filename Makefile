@@ -83,6 +83,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/slack.py
 	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/scale.py --runs 50 --waiting 300 --shared-runs 20
 
 record-histories: $(STAMP)
 	$(BIN)/python tests/histories/record.py

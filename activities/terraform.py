@@ -6,6 +6,7 @@ activities/plan_document.py and plan rendering in activities/plan_rendering.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -142,8 +143,14 @@ class TerraformRunner:
         fault_points: FaultPoints | None = None,
         state_backend: PgStateBackend | None = None,
         target_records: TargetRecords | None = None,
+        max_concurrent: int | None = None,
+        nice: int = 0,
     ):
         self.binary = binary
+        # At most this many workspaces run terraform at once on this worker (None: no bound);
+        # the others wait in `locked`, heartbeating, so a burst of runs queues instead of
+        # starving the worker's workflow tasks of CPU.
+        self._slots = asyncio.Semaphore(max_concurrent) if max_concurrent else None
         # Shared state (PROVISION_DATABASE_URL): terraform state in the pg backend and the
         # configuration records in the database; None keeps both in the workspace folder.
         self.state_backend = state_backend
@@ -156,7 +163,7 @@ class TerraformRunner:
         self.kill_grace_seconds = kill_grace_seconds
         self.fault_points = fault_points or FaultPoints.from_env(self.base_env)
         self.process = ProcessRunner(
-            kill_grace_seconds=kill_grace_seconds, faults=self.fault_points
+            kill_grace_seconds=kill_grace_seconds, faults=self.fault_points, nice=nice
         )
 
     # Layout -----------------------------------------------------------------------------
@@ -203,16 +210,21 @@ class TerraformRunner:
         """Hold the workspace's lock; every terraform started meanwhile inherits it.
 
         `reap` stops an orphaned terraform of a dead attempt (never an apply, which is awaited).
+        The terraform slot is taken after the workspace lock, so no slot idles while a retry
+        waits for an orphan.
         """
         work = self.workspace_dir(workspace)
         work.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = WorkspaceLock(work)
         await lock.acquire(reap=reap, grace_seconds=self.kill_grace_seconds)
-        token = _CURRENT_LOCK.set(lock)
         try:
-            yield lock
+            async with self._slots or contextlib.nullcontext():
+                token = _CURRENT_LOCK.set(lock)
+                try:
+                    yield lock
+                finally:
+                    _CURRENT_LOCK.reset(token)
         finally:
-            _CURRENT_LOCK.reset(token)
             lock.release()
 
     def prepare(

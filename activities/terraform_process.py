@@ -9,6 +9,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,9 +174,14 @@ class _Tail:
 class ProcessRunner:
     """Starts commands in their own session through the exit-code wrapper and supervises them."""
 
-    def __init__(self, *, kill_grace_seconds: float, faults: FaultPoints) -> None:
+    def __init__(self, *, kill_grace_seconds: float, faults: FaultPoints, nice: int = 0) -> None:
         self.kill_grace_seconds = kill_grace_seconds
         self.faults = faults
+        # `nice` (coreutils) execs terraform at a lower CPU priority, inherited by its providers
+        # and provisioners, so the worker's workflow tasks win the CPU. Not preexec_fn: the
+        # worker has threads, and Python code between fork and exec may deadlock there.
+        nice_binary = shutil.which("nice") if nice > 0 else None
+        self.prefix = (nice_binary, "-n", str(nice)) if nice_binary else ()
 
     async def run(
         self,
@@ -194,7 +200,7 @@ class ProcessRunner:
         with files.log.open("ab") as out:
             offset = out.seek(0, os.SEEK_END)
             proc = await asyncio.create_subprocess_exec(
-                *["/bin/sh", "-c", _WRAPPER, WRAPPER_NAME, str(files.exit), *argv],
+                *["/bin/sh", "-c", _WRAPPER, WRAPPER_NAME, str(files.exit), *self.prefix, *argv],
                 cwd=str(cwd),
                 env=dict(env),
                 stdin=asyncio.subprocess.DEVNULL,

@@ -394,7 +394,8 @@ async def bench(runs: int, address: str | None) -> dict:
 
                     async def raw(tag: str) -> tuple[float, dict[str, float]]:
                         suffix = f"{token}-r{tag}"
-                        variables = {**base.variables, "name_suffix": suffix}
+                        # No workspace: the namespace is named prefix-suffix, as checked.
+                        variables = {**base.variables, "name_suffix": suffix, "workspace": ""}
                         namespaces.append(f"{PREFIX}-{suffix}")
                         return await raw_iteration(
                             runner.binary, source, root / "raw" / tag, variables, env

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.grammar import Command, GrammarError, parse_args
-from provision.settings import ConfigurationError, Settings, load_settings
+from provision.settings import ConfigurationError, Settings, WorkerRole, load_settings
 from stacks.model import Stack
 from stacks.registry import BUILTIN, Stacks, StacksFileError, load_stacks
 from stacks.requests import RequestError, RunOptions, build_destroy_request, build_request
@@ -110,9 +110,10 @@ SERVER_VERB_HELP: dict[str, tuple[str, str, str]] = {
         "(PROVISION_DATABASE_URL; see the README's Running more than one worker).",
     ),
     "worker": (
-        "worker",
+        "worker [--role workflows|activities|all]",
         "a worker alone, against TEMPORAL_ADDRESS",
-        "It stops cleanly on SIGTERM.",
+        "--role (default PROVISION_WORKER_ROLE, else all): workflows polls workflow tasks only,\n"
+        "activities polls activity tasks (terraform, notify) only. It stops cleanly on SIGTERM.",
     ),
     "bot": ("bot", "the Slack bot (socket mode)", "It needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN."),
     "codec-server": (
@@ -547,6 +548,12 @@ def _server_main(argv: Sequence[str]) -> int:
             action="store_true",
             help="a throwaway PostgreSQL under the data folder and two workers sharing it",
         )
+    if argv[0] == "worker":
+        parser.add_argument(
+            "--role",
+            choices=[role.value for role in WorkerRole],
+            help="what this worker polls (default PROVISION_WORKER_ROLE, else all)",
+        )
     if argv[0] == "fault":
         parser.add_argument("action", choices=["clear", "set", "status"])
         parser.add_argument("switch", choices=["recoverable-failure"])
@@ -564,6 +571,8 @@ def _server_main(argv: Sequence[str]) -> int:
     if argv[0] == "worker":
         from provision.worker import run_worker_main
 
+        if args.role:
+            settings = settings.model_copy(update={"worker_role": WorkerRole(args.role)})
         return asyncio.run(run_worker_main(settings))
     if argv[0] == "bot":
         from provision.bot_main import run_bot_main

@@ -15,7 +15,7 @@ from provision.codec_main import codec_app_for, ui_origins
 from provision.dev_server import DevServer, port_open, split_address
 from provision.executables import command, second_terminal_setup
 from provision.search_attributes import ensure_search_attributes
-from provision.settings import ConfigurationError, Settings
+from provision.settings import ConfigurationError, Settings, WorkerRole
 from provision.signals import stop_requested
 from workflows.contracts import QUERY_STATUS, workflow_id_for
 
@@ -124,7 +124,7 @@ async def run_dev(
         added = await ensure_search_attributes(client)
         if added:
             print(f"Temporal: registered search attributes {', '.join(added)}")
-        worker = build_worker(client, settings)
+        worker = build_worker(client, settings, role=WorkerRole.ALL)
         if on_ready is not None:
             await on_ready(settings)
         bot = await start_bot(settings, client)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
+import os
 import re
 import shutil
 import sys
@@ -81,6 +83,22 @@ def default_terraform_root() -> Path:
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+class WorkerRole(enum.StrEnum):
+    """What a worker polls: workflow tasks, activity tasks (terraform, notify), or both."""
+
+    WORKFLOWS = "workflows"
+    ACTIVITIES = "activities"
+    ALL = "all"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -172,6 +190,17 @@ class Settings(BaseSettings):
         3000, ge=0, le=65535, validation_alias=_env("PROVISION_LOCAL_SLACK_PORT")
     )
 
+    # Load (README: Running more than one worker): what the worker polls, how many terraform
+    # steps it runs at once, their CPU niceness, and how many idle runs it keeps in memory.
+    worker_role: WorkerRole = Field(WorkerRole.ALL, validation_alias=_env("PROVISION_WORKER_ROLE"))
+    max_terraform: int = Field(
+        default_factory=usable_cpus, ge=1, le=1000, validation_alias=_env("PROVISION_MAX_TERRAFORM")
+    )
+    terraform_nice: int = Field(10, ge=0, le=19, validation_alias=_env("PROVISION_TERRAFORM_NICE"))
+    max_cached_workflows: int = Field(
+        200, ge=0, le=100_000, validation_alias=_env("PROVISION_MAX_CACHED_WORKFLOWS")
+    )
+
     # Metrics: the worker's Prometheus endpoint (None: off).
     worker_metrics_address: str | None = Field(
         "127.0.0.1:9000", validation_alias=_env("PROVISION_WORKER_METRICS_ADDRESS")
@@ -182,6 +211,14 @@ class Settings(BaseSettings):
     def _approval_timeout(cls, v: timedelta) -> timedelta:
         if not timedelta(seconds=1) <= v <= timedelta(days=365):
             raise ValueError("must be between 1 second and 365 days")
+        return v
+
+    @field_validator("max_cached_workflows")
+    @classmethod
+    def _cache_size(cls, v: int) -> int:
+        # The SDK needs two workflow task slots with a sticky cache, and no more slots than it.
+        if v == 1:
+            raise ValueError("must be 0 (no sticky cache) or at least 2")
         return v
 
     @field_validator("slack_api_url")

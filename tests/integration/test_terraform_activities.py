@@ -23,6 +23,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.fault_points import FaultPoints
 from activities.policy import PolicyEvaluator
 from activities.provisioning import ProvisioningActivities
 from activities.terraform import (
@@ -35,7 +36,12 @@ from activities.terraform import (
     summarize_plan,
     terraform_plan_text,
 )
-from activities.terraform_process import WRAPPER_NAME, WorkspaceLock
+from activities.terraform_process import (
+    WRAPPER_NAME,
+    CommandFiles,
+    ProcessRunner,
+    WorkspaceLock,
+)
 from activities.workspace_store import ApplyRecord
 from provision.settings import default_terraform_binary
 from provision.toolchain import Toolchain, prepare_toolchain
@@ -783,3 +789,45 @@ def test_terraform_plan_text_keeps_terraforms_own_account_only() -> None:
     assert "Refreshing" not in text and "Saved the plan" not in text
     bounded = terraform_plan_text("No changes.\n" + "x\n" * 100_000, limit=1000)
     assert len(bounded) < 1100 and bounded.endswith("(truncated: the plan is longer)\n")
+
+
+# 7. Load: a bounded number of terraform steps per worker, at a lower CPU priority -----------
+
+
+async def test_runner_runs_at_most_max_concurrent_workspaces_at_once(tmp_path: Path) -> None:
+    runner = TerraformRunner(
+        binary="terraform",
+        terraform_root=tmp_path,
+        workspaces_dir=tmp_path / "workspaces",
+        max_concurrent=2,
+    )
+    inside, peak, finished = 0, 0, []
+
+    async def step(workspace: str) -> None:
+        nonlocal inside, peak
+        async with runner.locked(workspace, reap=False):
+            inside += 1
+            peak = max(peak, inside)
+            for _ in range(5):  # give every other step the chance to enter
+                await asyncio.sleep(0)
+            inside -= 1
+        finished.append(workspace)
+
+    await asyncio.gather(*(step(f"ws{i}") for i in range(6)))
+    assert peak == 2
+    assert sorted(finished) == [f"ws{i}" for i in range(6)]
+
+
+async def test_terraform_is_started_at_a_lower_cpu_priority(tmp_path: Path) -> None:
+    # `nice` without arguments prints the niceness it runs at: the one terraform would get.
+    base = os.nice(0)
+
+    async def niceness(nice: int) -> int:
+        process = ProcessRunner(kill_grace_seconds=1, faults=FaultPoints(), nice=nice)
+        files = CommandFiles(tmp_path / f"{nice}.log", tmp_path / f"{nice}.exit")
+        result = await process.run(["nice"], cwd=tmp_path, env=os.environ, files=files, lock=None)
+        assert result.returncode == 0 and files.exit_code() == 0, result
+        return int(result.output.strip())
+
+    assert await niceness(7) == min(19, base + 7)
+    assert await niceness(0) == base

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -83,12 +84,15 @@ class Stack:
         self.worker: asyncio.subprocess.Process | None = None
         self.worker_log = data_dir / "worker.log"
 
-    async def start_worker(self, extra_env: dict[str, str] | None = None) -> None:
+    async def start_worker(
+        self, extra_env: dict[str, str] | None = None, args: Sequence[str] = ()
+    ) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.worker_log.open("ab")
         self.worker = await asyncio.create_subprocess_exec(
             str(VENV_BIN / "provision"),
             "worker",
+            *args,
             env={**self.env, **(extra_env or {})},
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,

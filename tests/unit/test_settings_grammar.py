@@ -9,7 +9,7 @@ import pytest
 
 from bot.grammar import HELP, GrammarError, parse_args, parse_text
 from provision.client import tls_config_for
-from provision.settings import ConfigurationError, load_settings
+from provision.settings import ConfigurationError, WorkerRole, load_settings, usable_cpus
 from stacks.requests import RequestError, RunOptions, build_request, sanitize_prefix
 from workflows.models import DeprovisionRequest, ProvisionRequest
 from workflows.scenarios import SCENARIOS
@@ -65,6 +65,11 @@ def test_cloud_api_key_is_used_to_connect_only_when_asked(
         ("TEMPORAL_ADDRESS", "no-port"),
         ("TF_VAR_prefix", "Bad Prefix"),
         ("PROVISION_DEV_UI_PORT", "99999"),
+        ("PROVISION_WORKER_ROLE", "both"),
+        ("PROVISION_MAX_TERRAFORM", "0"),
+        ("PROVISION_TERRAFORM_NICE", "20"),
+        ("PROVISION_MAX_CACHED_WORKFLOWS", "1"),
+        ("PROVISION_MAX_CACHED_WORKFLOWS", "-5"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch, name: str, value: str) -> None:
@@ -186,3 +191,22 @@ def test_bad_passthrough_name_is_a_configuration_error(monkeypatch) -> None:
     monkeypatch.setenv("PROVISION_PASSTHROUGH_ENV", "OK_NAME,bad-name;rm")
     with pytest.raises(ConfigurationError, match="^PROVISION_PASSTHROUGH_ENV: "):
         load_settings()
+
+
+def test_load_settings_default_to_one_worker_doing_everything_within_bounds() -> None:
+    settings = load_settings()
+    assert settings.worker_role == WorkerRole.ALL
+    assert settings.max_terraform == usable_cpus() >= 1
+    assert settings.terraform_nice == 10
+    assert settings.max_cached_workflows == 200
+
+
+def test_load_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROVISION_WORKER_ROLE", "workflows")
+    monkeypatch.setenv("PROVISION_MAX_TERRAFORM", "6")
+    monkeypatch.setenv("PROVISION_TERRAFORM_NICE", "0")
+    monkeypatch.setenv("PROVISION_MAX_CACHED_WORKFLOWS", "0")
+    settings = load_settings()
+    assert settings.worker_role == WorkerRole.WORKFLOWS
+    assert (settings.max_terraform, settings.terraform_nice) == (6, 0)
+    assert settings.max_cached_workflows == 0
