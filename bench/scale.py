@@ -8,7 +8,7 @@ Run: python bench/scale.py [--runs N] [--waiting N] [--shared-runs N] [--rounds 
     sequence of bench/overhead.py (init, plan -out, show -json, apply, output) on the same
     configuration at the same parallelism; interleaved raw, one worker, split, per round.
 (b) the worker's RSS (/proc/<pid>/status) before and after N (1,000) runs await approval, with
-    the bounded sticky cache (PROVISION_MAX_CACHED_WORKFLOWS, default 200), then a workflows-only
+    the bounded sticky cache (PROVISION_MAX_CACHED_WORKFLOWS, default 100), then a workflows-only
     worker with a cache big enough for all of them, for comparison.
 (c) N (20) approval runs decided from a client, one worker against three, on a shared PostgreSQL
     (PROVISION_DATABASE_URL, or a throwaway cluster from Debian's initdb/pg_ctl): runs/minute.
@@ -333,7 +333,10 @@ async def query_all(client: Client, ids: list[str]) -> None:
 async def waiting_runs(bench: Bench) -> dict:
     count = bench.args.waiting
     queue = bench.queue("waiting")
-    bounded = await bench.worker("waiting-bounded", queue)
+    # As deployed for load: the runs are held by a workflows-only worker with the bounded cache;
+    # terraform runs in an activities-only one (whose growth is terraform's, not the runs').
+    bounded = await bench.worker("waiting-bounded", queue, "--role", "workflows")
+    activities = await bench.worker("waiting-activities", queue, "--role", "activities")
     # Before: a worker that has run one whole approval run (code loaded, terraform initialised).
     (warm,) = await start_approval_runs(bench, queue, 1, "warm")
     await until_all_in_state(bench.client, queue, RunState.AWAITING_APPROVAL, 1, 300)
@@ -342,6 +345,7 @@ async def waiting_runs(bench: Bench) -> dict:
     )
     await bench.client.get_workflow_handle(warm).result()
     before = bounded.rss_bytes()
+    activities_before = activities.rss_bytes()
     began = time.perf_counter()
     log(f"(b) starting {count} approval runs; RSS before {before / MIB:.1f} MiB")
     ids = await start_approval_runs(bench, queue, count, "r")
@@ -351,6 +355,7 @@ async def waiting_runs(bench: Bench) -> dict:
     planned = time.perf_counter() - began
     await query_all(bench.client, ids)
     after = bounded.rss_bytes()
+    activities_after = activities.rss_bytes()
     log(f"(b) {count} runs awaiting approval after {planned:.0f} s; RSS {after / MIB:.1f} MiB")
     # The same runs held by a worker that caches all of them: what the bound saves.
     unbounded = await bench.worker(
@@ -375,6 +380,7 @@ async def waiting_runs(bench: Bench) -> dict:
         "rss_before_mib": before / MIB,
         "rss_after_mib": after / MIB,
         "growth_mib": (after - before) / MIB,
+        "activities_growth_mib": (activities_after - activities_before) / MIB,
         "unbounded_rss_before_mib": unbounded_before / MIB,
         "unbounded_rss_after_mib": unbounded_after / MIB,
         "unbounded_growth_mib": (unbounded_after - unbounded_before) / MIB,
@@ -535,9 +541,12 @@ def render(report: dict) -> str:
             "",
             f"(b) worker RSS with {w['waiting']} runs awaiting approval "
             f"(planned in {w['planned_in_s']:.0f} s)",
-            f"  bounded cache ({w['max_cached_workflows']}): {w['rss_before_mib']:.1f} -> "
+            f"  workflows worker, bounded cache ({w['max_cached_workflows']}): "
+            f"{w['rss_before_mib']:.1f} -> "
             f"{w['rss_after_mib']:.1f} MiB, growth {w['growth_mib']:+.1f} MiB "
             f"(target <= {w['target_growth_mib']:.0f}: {'MET' if met else 'NOT MET'})",
+            f"  activities worker (ran the {w['waiting']} plans): growth "
+            f"{w['activities_growth_mib']:+.1f} MiB",
             f"  cache for all of them:  {w['unbounded_rss_before_mib']:.1f} -> "
             f"{w['unbounded_rss_after_mib']:.1f} MiB, growth {w['unbounded_growth_mib']:+.1f} MiB "
             f"({w['unbounded_kib_per_run']:.0f} KiB per waiting run)",

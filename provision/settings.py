@@ -198,7 +198,7 @@ class Settings(BaseSettings):
     )
     terraform_nice: int = Field(10, ge=0, le=19, validation_alias=_env("PROVISION_TERRAFORM_NICE"))
     max_cached_workflows: int = Field(
-        200, ge=0, le=100_000, validation_alias=_env("PROVISION_MAX_CACHED_WORKFLOWS")
+        100, ge=0, le=100_000, validation_alias=_env("PROVISION_MAX_CACHED_WORKFLOWS")
     )
 
     # Metrics: the worker's Prometheus endpoint (None: off).

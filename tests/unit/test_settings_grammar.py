@@ -198,7 +198,7 @@ def test_load_settings_default_to_one_worker_doing_everything_within_bounds() ->
     assert settings.worker_role == WorkerRole.ALL
     assert settings.max_terraform == usable_cpus() >= 1
     assert settings.terraform_nice == 10
-    assert settings.max_cached_workflows == 200
+    assert settings.max_cached_workflows == 100
 
 
 def test_load_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
