@@ -475,7 +475,7 @@ class _TerraformRun:
     async def _continue_as_new(self, request: ProvisionRequest | DeprovisionRequest) -> NoReturn:
         self._set_state(RunState.REPLANNING)
         self._reason = "replan requested: a fresh plan replaces this one"
-        await self._notifier.flush()
+        await self._notifier.flush(final=False)
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             request.model_copy(update={"replan_count": request.replan_count + 1})
