@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from tests.support.processes import wait_until
 from tests.workflows.test_workflows import FakeTerraform, request, running, start, wait_state
 from workflows.models import NotifyInput, NotifyResult, RunState, RunStatus, SlackMessageRef
 from workflows.notifier import FIRST_ROUND, FLUSH_GRACE, LONGEST_ROUND, round_length
-
-
-@pytest.fixture
-async def client(temporal_client: Client) -> Client:
-    config = temporal_client.config()
-    config["data_converter"] = pydantic_data_converter
-    return Client(**config)
 
 
 class FlakySlack(FakeTerraform):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from tests.workflows.test_workflows import FakeTerraform, request, running, start
@@ -23,13 +22,6 @@ from workflows.models import (
     RunStatus,
     SlackMessageRef,
 )
-
-
-@pytest.fixture
-async def client(temporal_client: Client) -> Client:
-    config = temporal_client.config()
-    config["data_converter"] = pydantic_data_converter
-    return Client(**config)
 
 
 class FailingTeardown(FakeTerraform):
