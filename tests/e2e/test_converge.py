@@ -43,8 +43,9 @@ def says(state: str, text: str) -> bool:
 async def test_the_final_state_lands_after_an_outage_across_it(
     slack: LocalSlack, slack_stack: Stack, bot: BotHandle, temporal: Client
 ) -> None:
-    workspace = "alice-human-in-the-loop-update"
-    await slack.slash_command(ALICE, "human-in-the-loop-update")
+    # A workspace of its own: the session's dev server may hold other modules' runs.
+    workspace = "alice-converge"
+    await slack.slash_command(ALICE, f"human-in-the-loop-update --workspace {workspace}")
     ts = await run_message(slack, workspace)
     waiting = await message_saying(slack, ts, "awaiting approval")
     assert buttons(waiting) == [APPROVE, DENY, REPLAN]
