@@ -22,7 +22,7 @@ DESCRIPTIONS = {
     RUNS_FINISHED: "Runs that reached a final state, by scenario and outcome (the final state)",
     APPROVAL_WAIT: "Time a run waited for its human decision, by scenario and outcome "
     "(approved, rejected, expired, replanned)",
-    NOTIFICATION_FAILURES: "Run-message notifications given up after their retries, by error type",
+    NOTIFICATION_FAILURES: "Run-message notification rounds that did not land, by error type",
     POLICY_EVALUATIONS: "Policy evaluations of a plan, by verdict (pass, needs_approval, blocked)",
     POLICY_FINDINGS: "Policy findings, by rule and level",
     TERRAFORM_STEP: "Duration of terraform steps (init, plan, apply, output), by step and outcome",

@@ -48,6 +48,8 @@ CLAIM_PATCH = "workspace-claim"
 # Chat identities are recorded only when the front door signed them; signals on an update
 # run need a reason.
 ATTESTED_DECISIONS_PATCH = "attested-decisions"
+# An ephemeral run's teardown goes through the same plan/policy/apply loop as every other apply.
+GUARDED_TEARDOWN_PATCH = "guarded-teardown"
 
 
 class _Replan(Exception):
@@ -85,6 +87,7 @@ class _TerraformRun:
         self._retrying = False
         self._reason_before_retry = ""
         self._partly_applied = False
+        self._tearing_down = False
         self._steps = TerraformSteps(request, self._set_state, self._pace, self._on_attempt)
 
     # Queries: the original demo's four, plus the whole structured state. ------------------
@@ -164,6 +167,9 @@ class _TerraformRun:
         if self._state in (RunState.APPLYING, RunState.DESTROYING) or self._state.is_final:
             workflow.logger.warning("replan ignored: the run is %s", self._state.value)
             return
+        if self._tearing_down:
+            workflow.logger.warning("replan ignored: the run is tearing down after its TTL")
+            return
         self._replan_requested = True
 
     # State --------------------------------------------------------------------------------
@@ -219,13 +225,16 @@ class _TerraformRun:
         self._reason = self._error
         self._notifier.changed()
 
-    def _set_state(self, state: RunState) -> None:
-        self._state = state
+    def _retried_step_succeeded(self) -> None:
         if self._retrying:
-            # The step that was retried has succeeded; the last error stays in `last_error`.
+            # The last error stays in `last_error`.
             self._retrying = False
             self._error = None
             self._reason = self._reason_before_retry
+
+    def _set_state(self, state: RunState) -> None:
+        self._state = state
+        self._retried_step_succeeded()
         if state in (RunState.PLANNING, RunState.APPLYING, RunState.DESTROYING):
             self._attempt = 1
         pairs = [
@@ -383,8 +392,14 @@ class _TerraformRun:
         self._outputs = result.outputs
         return None
 
-    async def _plan_decide_apply(self, *, destroy: bool, applying: RunState) -> RunState:
-        """The core loop; returns the final state. Stale plans are replanned in place."""
+    async def _plan_decide_apply(
+        self, *, destroy: bool, applying: RunState, decided: bool = False
+    ) -> RunState:
+        """The core loop; returns the final state. Stale plans are replanned in place.
+
+        `decided`: the change was already decided (an ephemeral run's teardown was approved with
+        the run), so no human is asked and no replan is taken; a hard-mandatory rule still stops.
+        """
         automatic_replans = 0
         while True:
             checked = await self._plan_and_check(destroy=destroy)
@@ -398,10 +413,10 @@ class _TerraformRun:
                     return RunState.DESTROYED if destroy else RunState.APPLIED
                 self._reason = "no changes: the infrastructure already matches the configuration"
                 return RunState.NO_CHANGES
-            if self._replan_requested:
+            if self._replan_requested and not decided:
                 raise _Replan("replan requested")
             self._ledger.rules = self._rules
-            if self._needs_human(checked):
+            if not decided and self._needs_human(checked):
                 final = await self._await_decision()
                 if final is not None:
                     return final
@@ -460,7 +475,7 @@ class _TerraformRun:
     async def _continue_as_new(self, request: ProvisionRequest | DeprovisionRequest) -> NoReturn:
         self._set_state(RunState.REPLANNING)
         self._reason = "replan requested: a fresh plan replaces this one"
-        await self._notifier.flush()
+        await self._notifier.flush(final=False)
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             request.model_copy(update={"replan_count": request.replan_count + 1})
@@ -505,8 +520,26 @@ class ProvisionInfraWorkflow(_TerraformRun):
         self._set_state(RunState.EPHEMERAL_WAIT)
         await self._ttl.wait()
         self._set_state(RunState.DESTROYING)
+        if not workflow.patched(GUARDED_TEARDOWN_PATCH):
+            return await self._unguarded_teardown()
+        self._tearing_down = True
+        # Whether the teardown's own apply was interrupted is its own story.
+        self._partly_applied = False
+        # Retried, replanned when stale, failed (and flushed) like every other apply.
+        final = await self._plan_decide_apply(
+            destroy=True, applying=RunState.DESTROYING, decided=True
+        )
+        self._retried_step_succeeded()
+        if final == RunState.DESTROYED:
+            self._reason = "ephemeral: destroyed after its TTL"
+        elif final == RunState.NO_CHANGES:
+            self._reason = "ephemeral: nothing was left to destroy after its TTL"
+        return final
+
+    async def _unguarded_teardown(self) -> RunState:
+        """The teardown of runs that reached it before GUARDED_TEARDOWN_PATCH: a stale plan
+        fails the run."""
         checked = await self._plan_and_check(destroy=True)
-        # The teardown of an ephemeral run was approved with the run itself.
         try:
             await self._guarded_apply(checked, RunState.DESTROYING)
         except _StalePlan as stale:

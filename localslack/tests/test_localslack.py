@@ -338,6 +338,14 @@ async def test_rate_limit_retry_after_and_server_error_are_retried(
     assert raised.value.response["error"] == "ratelimited"
     assert raised.value.response.headers["Retry-After"] == "7"
 
+    # An outage of unknown length: every call fails until it is over.
+    slack.fail_next("chat.update", times=1_000_000, status=503)
+    with pytest.raises(SlackApiError):
+        await bare.chat_update(channel=INFRA, ts=posted["ts"], text="v5")
+    slack.recover("chat.update")
+    await bare.chat_update(channel=INFRA, ts=posted["ts"], text="v6")
+    assert slack.message(INFRA, posted["ts"])["text"] == "v6"
+
 
 async def test_invalid_blocks_are_rejected_and_recorded(
     slack: LocalSlack, web: AsyncWebClient

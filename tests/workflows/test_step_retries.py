@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from tests.workflows.test_workflows import FakeTerraform, request, running, start
@@ -28,13 +27,6 @@ from workflows.models import (
 from workflows.steps import APPLY_RETRY, PLAN_RETRY
 
 CLEAR_HINT = "clear it with `provision fault clear recoverable-failure`"
-
-
-@pytest.fixture
-async def client(temporal_client: Client) -> Client:
-    config = temporal_client.config()
-    config["data_converter"] = pydantic_data_converter
-    return Client(**config)
 
 
 class FaultyPlans(FakeTerraform):

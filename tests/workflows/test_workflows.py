@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -102,13 +101,6 @@ class FakeTerraform:
 
 SOFT = [PolicyFinding(rule="namespace_admin", level=PolicyLevel.SOFT, message="admin grant")]
 HARD = [PolicyFinding(rule="account_owner", level=PolicyLevel.HARD, message="owner grant")]
-
-
-@pytest.fixture
-async def client(temporal_client: Client) -> Client:
-    config = temporal_client.config()
-    config["data_converter"] = pydantic_data_converter
-    return Client(**config)
 
 
 @asynccontextmanager

@@ -291,6 +291,11 @@ class LocalSlack:
             method, times=times, status=status, retry_after=retry_after, error=error
         )
 
+    def recover(self, method: str | None = None) -> None:
+        """Drop the failures still queued for `method` (every method when None): the outage
+        that `fail_next(method, times=…)` began ends now."""
+        self.web_api.recover(method)
+
     def channel_id(self, channel: str) -> str:
         return self.workspace.channel(channel).id
 

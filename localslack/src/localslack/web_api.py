@@ -175,6 +175,12 @@ class WebApi:
             )
         )
 
+    def recover(self, method: str | None = None) -> None:
+        if method is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(method, None)
+
     def _take_fault(self, method: str) -> Fault | None:
         queue = self._faults.get(method) or []
         while queue and queue[0].remaining <= 0:
