@@ -34,6 +34,7 @@ from localslack.validation import (
     view_errors,
 )
 from provision.runs import RunSummary
+from tests.support.runs import awaiting_status
 from workflows.models import (
     Actor,
     ApprovalChannel,
@@ -52,23 +53,13 @@ AT = datetime(2026, 5, 4, 12, 30, tzinfo=UTC)
 
 
 def status(**changes) -> RunStatus:
-    base = RunStatus(
-        workflow_type="ProvisionInfraWorkflow",
-        workflow_id="provision-alice-human-in-the-loop-update",
-        run_id="0196-run",
-        scenario="human-in-the-loop-update",
-        workspace="alice-human-in-the-loop-update",
-        tf_directory="local_admin_user",
-        state=RunState.AWAITING_APPROVAL,
-        progress=50,
-        requester=ALICE,
-        approval_channel=ApprovalChannel.UPDATE,
-        required_approvals=1,
-        plan_summary=PlanSummary(
+    defaults = {
+        "slack": None,
+        "plan_summary": PlanSummary(
             add=2, resources=["null_resource.namespace", "null_resource.grant"]
         ),
-        plan_text="+ null_resource.namespace\n+ null_resource.grant\n",
-        policy=PolicyReport(
+        "plan_text": "+ null_resource.namespace\n+ null_resource.grant\n",
+        "policy": PolicyReport(
             findings=[
                 PolicyFinding(
                     rule="namespace_admin",
@@ -77,11 +68,10 @@ def status(**changes) -> RunStatus:
                 )
             ]
         ),
-        expires_at=AT,
-        ui_url="http://localhost:8233",
-        updated_at=AT,
-    )
-    return base.model_copy(update=changes)
+        "expires_at": AT,
+        "ui_url": "http://localhost:8233",
+    }
+    return awaiting_status(**{"workspace": "alice-human-in-the-loop-update", **defaults, **changes})
 
 
 def assert_slack_accepts(text: str, blocks: list[dict]) -> None:

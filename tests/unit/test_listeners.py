@@ -4,7 +4,6 @@ Slack and Temporal replaced by recorders (the Socket Mode paths are in tests/e2e
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,34 +18,17 @@ from bot.metrics import BotMetrics
 from bot.modals import REASON_BLOCK, MetadataSeal
 from bot.run_control import Origin, RunControl
 from bot.services import BotConfig, BotServices
+from tests.support.runs import MESSAGE, awaiting_status
 from workflows.models import (
     Actor,
-    ApprovalChannel,
-    RunState,
     RunStatus,
-    SlackMessageRef,
 )
 
 ALICE = Actor(id="U0ALICE", name="alice", kind="slack")
-MESSAGE = SlackMessageRef(channel="C0INFRA", ts="1700000000.000100")
 
 
 def waiting() -> RunStatus:
-    return RunStatus(
-        workflow_type="ProvisionInfraWorkflow",
-        workflow_id="provision-alice-x",
-        run_id="run-1",
-        scenario="human-in-the-loop-update",
-        workspace="alice-x",
-        tf_directory="local_admin_user",
-        state=RunState.AWAITING_APPROVAL,
-        progress=50,
-        requester=ALICE,
-        approval_channel=ApprovalChannel.UPDATE,
-        required_approvals=1,
-        slack=MESSAGE,
-        updated_at=datetime(2026, 5, 4, tzinfo=UTC),
-    )
+    return awaiting_status("alice-x", run_id="run-1")
 
 
 class Recorder:

@@ -16,15 +16,14 @@ from bot.blocks import (
     render_run_message,
 )
 from bot.modals import DecisionContext, decision_modal
+from tests.support.runs import awaiting_status
 from workflows.models import (
     OPERATOR,
     Actor,
-    ApprovalChannel,
     DecisionRecord,
     PlanSummary,
     RunState,
     RunStatus,
-    SlackMessageRef,
 )
 
 ALICE = Actor(id="U0ALICE", name="alice", kind="slack")
@@ -33,24 +32,11 @@ REF = RunRef("provision-alice-hitl", "0196-run")
 
 
 def status(**changes: object) -> RunStatus:
-    base = RunStatus(
-        workflow_type="ProvisionInfraWorkflow",
-        workflow_id="provision-alice-hitl",
-        run_id="0196-run",
-        scenario="human-in-the-loop-update",
-        workspace="alice-hitl",
-        tf_directory="local_admin_user",
-        state=RunState.AWAITING_APPROVAL,
-        progress=50,
-        requester=ALICE,
-        approval_channel=ApprovalChannel.UPDATE,
-        required_approvals=1,
-        plan_summary=PlanSummary(add=2, resources=["null_resource.a", "null_resource.b"]),
-        plan_text="+ null_resource.a\n+ null_resource.b\n",
-        slack=SlackMessageRef(channel="C0INFRA", ts="1700000000.000100"),
-        updated_at=AT,
-    )
-    return base.model_copy(update=changes)
+    defaults = {
+        "plan_summary": PlanSummary(add=2, resources=["null_resource.a", "null_resource.b"]),
+        "plan_text": "+ null_resource.a\n+ null_resource.b\n",
+    }
+    return awaiting_status(**{"workspace": "alice-hitl", **defaults, **changes})
 
 
 def texts(node: object) -> str:
