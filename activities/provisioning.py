@@ -229,15 +229,7 @@ class ProvisioningActivities:
         env_values: dict[str, str],
         scrub: Scrubber,
     ) -> tuple[Path, dict, str]:
-        work = self.runner.prepare(
-            step.workspace,
-            target.tf_directory,
-            target.variables,
-            target.scenario,
-            source=source.folder if source else None,
-            stack=target.stack,
-            revision=source.revision if source else target.revision,
-        )
+        work = self._prepare(step.workspace, target, source)
         env = self.runner.env({**env_values, "TF_VAR_workspace": step.workspace})
         with _timed("init"):
             await self.runner.init(work, env, scrub)
@@ -297,6 +289,18 @@ class ProvisioningActivities:
             record.get("source_revision"),
         )
 
+    def _prepare(self, workspace: str, target: _Target, source: ResolvedSource | None) -> Path:
+        """Lay out the workspace's configuration (the stack's, at its planned revision)."""
+        return self.runner.prepare(
+            workspace,
+            target.tf_directory,
+            target.variables,
+            target.scenario,
+            source=source.folder if source else None,
+            stack=target.stack,
+            revision=source.revision if source else target.revision,
+        )
+
     async def _fetch_shared_plan(
         self, step: ApplyInput, job: ApplyJob, target: _Target, source: ResolvedSource | None
     ) -> None:
@@ -306,15 +310,7 @@ class ProvisioningActivities:
             raise ApplicationError(
                 f"plan id {job.plan_id!r} is not a file name", type="StalePlan", non_retryable=True
             )
-        work = self.runner.prepare(
-            step.workspace,
-            target.tf_directory,
-            target.variables,
-            target.scenario,
-            source=source.folder if source else None,
-            stack=target.stack,
-            revision=source.revision if source else target.revision,
-        )
+        work = self._prepare(step.workspace, target, source)
         with _timed("init"):
             await self.runner.init(work, job.env, job.scrub)
         try:

@@ -370,6 +370,14 @@ async def waiting_runs(bench: Bench) -> dict:
     unbounded_before = unbounded.rss_bytes()
     await query_all(bench.client, ids)
     unbounded_after = unbounded.rss_bytes()
+    # A workflows worker that takes over the waiting runs (a restart, a new host): the bounded
+    # cache with every run replayed, without the burst of their planning.
+    takeover = await bench.worker("waiting-takeover", queue, "--role", "workflows")
+    await unbounded.stop()
+    await query_all(bench.client, [warm])
+    takeover_before = takeover.rss_bytes()
+    await query_all(bench.client, ids)
+    takeover_after = takeover.rss_bytes()
     await bench.stop_workers()
     bench.workers.clear()
     cache = int(load_settings().max_cached_workflows)
@@ -381,6 +389,7 @@ async def waiting_runs(bench: Bench) -> dict:
         "rss_after_mib": after / MIB,
         "growth_mib": (after - before) / MIB,
         "activities_growth_mib": (activities_after - activities_before) / MIB,
+        "takeover_growth_mib": (takeover_after - takeover_before) / MIB,
         "unbounded_rss_before_mib": unbounded_before / MIB,
         "unbounded_rss_after_mib": unbounded_after / MIB,
         "unbounded_growth_mib": (unbounded_after - unbounded_before) / MIB,
@@ -547,6 +556,8 @@ def render(report: dict) -> str:
             f"(target <= {w['target_growth_mib']:.0f}: {'MET' if met else 'NOT MET'})",
             f"  activities worker (ran the {w['waiting']} plans): growth "
             f"{w['activities_growth_mib']:+.1f} MiB",
+            f"  a workflows worker taking them over (bounded cache, every run replayed): growth "
+            f"{w['takeover_growth_mib']:+.1f} MiB",
             f"  cache for all of them:  {w['unbounded_rss_before_mib']:.1f} -> "
             f"{w['unbounded_rss_after_mib']:.1f} MiB, growth {w['unbounded_growth_mib']:+.1f} MiB "
             f"({w['unbounded_kib_per_run']:.0f} KiB per waiting run)",
