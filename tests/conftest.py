@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.processes import (
@@ -45,6 +46,14 @@ def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
 @pytest.fixture
 def temporal_address(temporal_env: WorkflowEnvironment) -> str:
     return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture
+async def client(temporal_client: Client) -> Client:
+    """The session's dev server, speaking pydantic (as the worker and the CLI do)."""
+    config = temporal_client.config()
+    config["data_converter"] = pydantic_data_converter
+    return Client(**config)
 
 
 @pytest.fixture

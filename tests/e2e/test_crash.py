@@ -16,7 +16,6 @@ import pytest
 from temporalio.api.enums.v1 import NamespaceState
 from temporalio.api.workflowservice.v1 import ListNamespacesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.processes import Stack
@@ -25,13 +24,6 @@ from workflows.models import ProvisionResult, RunState, RunStatus
 pytestmark = pytest.mark.e2e
 
 RECOVERY_DEADLINE = 60.0
-
-
-@pytest.fixture
-def client(temporal_env: WorkflowEnvironment) -> Client:
-    config = temporal_env.client.config()
-    config["data_converter"] = pydantic_data_converter
-    return Client(**config)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from temporalio.api.enums.v1 import PendingActivityState, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.processes import Stack, wait_until
@@ -26,13 +25,6 @@ from workflows.models import ProvisionResult, RunState
 pytestmark = pytest.mark.e2e
 
 RUNS = 3
-
-
-@pytest.fixture
-def client(temporal_env: WorkflowEnvironment) -> Client:
-    config = temporal_env.client.config()
-    config["data_converter"] = pydantic_data_converter
-    return Client(**config)
 
 
 @pytest.fixture
