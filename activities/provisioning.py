@@ -233,6 +233,7 @@ class ProvisioningActivities:
         env = self.runner.env({**env_values, "TF_VAR_workspace": step.workspace})
         with _timed("init"):
             await self.runner.init(work, env, scrub)
+            await self.runner.ensure_state(work, env)
         plan_path = self.runner.plans_dir(step.workspace) / f"{step.plan_id}.tfplan"
         self.runner.discard_plans(step.workspace)
         with _timed("plan"):

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -430,6 +431,36 @@ class TerraformRunner:
             raise TerraformError(f"terraform state pull failed: {_first_error(result.output)}")
         text = result.output.strip()
         return StateIdentity.of(json.loads(text)) if text.startswith("{") else None
+
+    async def ensure_state(self, work: Path, env: Mapping[str, str]) -> None:
+        """Give a new workspace an empty state with a lineage before its first plan.
+
+        Terraform refuses a saved plan whose state has moved on ("Saved plan is stale"), but a
+        plan made against *no* state carries nothing to compare, so a second apply of it (a
+        terraform a dead worker left running on another host, racing a retry) would create
+        everything again. With a lineage from the start, terraform itself refuses that apply.
+        """
+        if await self.state_identity(work, env) is not None:
+            return
+        initial = work / ".provision" / "initial.tfstate"
+        initial.parent.mkdir(parents=True, exist_ok=True)
+        initial.write_text(
+            json.dumps(
+                {
+                    "version": 4,
+                    "terraform_version": "1.0.0",
+                    "serial": 1,
+                    "lineage": str(uuid.uuid4()),
+                    "outputs": {},
+                    "resources": [],
+                }
+            )
+        )
+        result = await self.run(
+            ["state", "push", "-no-color", LOCK_TIMEOUT, str(initial)], cwd=work, env=env
+        )
+        if result.returncode != 0:
+            raise TerraformError(f"terraform state push failed: {_first_error(result.output)}")
 
     async def pending_changes(
         self, work: Path, env: Mapping[str, str], *, destroy: bool = False

@@ -31,6 +31,7 @@ from activities.terraform import (
     CommandResult,
     Scrubber,
     TerraformRunner,
+    plan_state_identity,
     redact_plan_document,
     render_plan_text,
     summarize_plan,
@@ -580,21 +581,22 @@ async def test_init_is_skipped_until_the_configuration_changes(
     fields = dict(workspace="cached", tf_directory="quick")
 
     await plan(acts, variables={"value": "one"}, **fields)
-    assert runner.commands == ["init", "plan", "show"]
+    # A new workspace gets an empty state with a lineage first (`state pull`, `state push`).
+    assert runner.commands == ["init", "state", "state", "plan", "show"]
     stamp = runner.workspace_dir("cached") / ".terraform" / "provision-init-stamp"
     assert stamp.exists()
 
     # New variable values are not a new configuration.
     runner.commands.clear()
     again = await plan(acts, variables={"value": "two"}, **fields)
-    assert runner.commands == ["plan", "show"]
+    assert runner.commands == ["state", "plan", "show"]
     assert '"value" = "two"' in again.plan_text
 
     config = tf_root / "quick" / "main.tf"
     config.write_text(config.read_text() + '\noutput "extra" {\n  value = "added"\n}\n')
     runner.commands.clear()
     changed = await plan(acts, variables={"value": "two"}, **fields)
-    assert runner.commands == ["init", "plan", "show"]
+    assert runner.commands == ["init", "state", "plan", "show"]
     assert changed.plan_document["output_changes"]["extra"]["after"] == "added"
 
 
@@ -831,3 +833,22 @@ async def test_terraform_is_started_at_a_lower_cpu_priority(tmp_path: Path) -> N
 
     assert await niceness(7) == min(19, base + 7)
     assert await niceness(0) == base
+
+
+async def test_a_saved_plan_of_a_new_workspace_cannot_be_applied_twice(
+    acts: ProvisioningActivities, runner: RecordingRunner, tmp_path: Path
+) -> None:
+    """A new workspace is planned against an empty state with a lineage, so terraform's own
+    stale-plan check refuses a second apply of the plan (say, by a terraform a dead worker left
+    running while a retry applied): without a lineage it would create everything again."""
+    first = await plan(acts, workspace="lineage", tf_directory="quick", variables={"value": "one"})
+    assert plan_state_identity(Path(first.plan_path)) is not None
+    copy = tmp_path / "the-same-plan.tfplan"
+    shutil.copyfile(first.plan_path, copy)
+    await apply(acts, first, "lineage")
+    again = await runner.run(
+        ["apply", "-input=false", "-no-color", str(copy)],
+        cwd=runner.workspace_dir("lineage"),
+        env=runner.env({}),
+    )
+    assert again.returncode != 0 and "Saved plan is stale" in again.output, again.output
